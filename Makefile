@@ -1,0 +1,50 @@
+# guest_memfd userfaultfd: the patch series and the harness that proves it.
+# The pipeline: source -> series -> config -> build -> initramfs -> VM -> results.
+#
+#   make run            build, boot the patched kernel, run the demo
+#   make check          host checks, build, run tests/plan in the VM (TAP)
+#   make vm CMD='...' [ADD='file ...']   run your own command in the VM
+#   make tree / export  the edit loop: patches/ <-> build/linux (git)
+#   make kernel selftests series-check clean
+#
+# VARIANT=debug selects the KASAN/lockdep/DEBUG_VM kernel.
+
+VARIANT ?= normal
+export VARIANT
+VM_TIMEOUT ?= 600
+
+.PHONY: all run check vm tree export kernel selftests series-check deps clean
+all: run
+
+deps:
+	@scripts/deps.sh
+
+tree: deps
+	@scripts/tree.sh
+
+export:
+	@scripts/export.sh
+
+kernel: tree
+	@scripts/build-kernel.sh
+
+selftests: tree
+	@scripts/build-selftests.sh
+
+run: kernel selftests
+	@scripts/vm.sh -t $(VM_TIMEOUT) -a build/selftests/mm -a build/selftests/kvm \
+		-a tests/demo.sh -- ./demo.sh
+
+check: deps
+	@scripts/check.sh
+
+# The selftest binaries are always in the guest (mm/, kvm/), ADD files too.
+vm: kernel selftests
+	@scripts/vm.sh -t $(VM_TIMEOUT) -a build/selftests/mm -a build/selftests/kvm \
+		$(foreach f,$(ADD),-a $(f)) -- $(if $(CMD),$(CMD),$(error set CMD='command to run in the VM'))
+
+series-check: deps
+	@scripts/series-check.sh
+
+clean:
+	rm -rf build

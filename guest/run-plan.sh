@@ -1,0 +1,42 @@
+#!/bin/bash
+# Run a test plan inside the VM and print TAP: one result per plan line.
+#
+# Usage: run-plan.sh PLAN [TIMEOUT_SCALE]
+# Test output is printed with a "# " prefix (TAP diagnostics). Exit status 4
+# is kselftest's "skip": reported as SKIP with the test's last words, never
+# as a pass. A test that outlives its timeout is killed and fails.
+set -u
+plan=${1:?usage: run-plan.sh PLAN [TIMEOUT_SCALE]}
+scale=${2:-1}
+
+# Huge pages for the hugetlb userfaultfd tests (uffd-stress wants 2 * size).
+echo 128 > /proc/sys/vm/nr_hugepages
+
+mapfile -t tests < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$plan")
+echo "TAP version 13"
+echo "1..${#tests[@]}"
+i=0
+failed=0
+for line in "${tests[@]}"; do
+	i=$((i + 1))
+	read -r name limit cmd <<< "$line"
+	limit=$((limit * scale))
+	echo "# ---- $name: $cmd (limit ${limit} s)"
+	start=$(date +%s)
+	timeout -s KILL "$limit" bash -c "$cmd" 2>&1 | tee /tmp/test.out | sed 's/^/# /'
+	rc=${PIPESTATUS[0]}
+	secs=$(($(date +%s) - start))
+	if [ "$rc" = 0 ]; then
+		echo "ok $i $name # ${secs} s"
+	elif [ "$rc" = 4 ]; then
+		why=$(grep -i 'skip' /tmp/test.out | tail -n 1)
+		echo "ok $i $name # SKIP ${why:-$(tail -n 1 /tmp/test.out)}"
+	elif [ "$secs" -ge "$limit" ]; then
+		echo "not ok $i $name # TIMEOUT after ${limit} s"
+		failed=$((failed + 1))
+	else
+		echo "not ok $i $name # exit status $rc after ${secs} s"
+		failed=$((failed + 1))
+	fi
+done
+[ "$failed" = 0 ]

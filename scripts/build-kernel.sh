@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Configure and build the kernel in build/obj-$VARIANT from build/linux.
+#
+# Usage: VARIANT=normal|debug scripts/build-kernel.sh [SRC OBJ]
+#   (default build/linux and build/obj-$VARIANT; series-check passes others)
+#
+# Config: tinyconfig + config/kernel.config (+ config/debug.config), merged
+# with the kernel's merge_config.sh; every option the fragments ask for must
+# survive olddefconfig, or the build stops and names it. Output goes to
+# build/obj-$VARIANT/build.log; the terminal gets a progress line now and
+# then, and the compiler's errors if it fails.
+set -euo pipefail
+# shellcheck source=scripts/common.sh
+. "$(dirname "$0")/common.sh"
+
+SRC=${1:-$SRC}
+OBJ=${2:-$OBJ}
+case $VARIANT in
+normal) fragments=("$TOP/config/kernel.config") ;;
+debug) fragments=("$TOP/config/kernel.config" "$TOP/config/debug.config") ;;
+*) die "VARIANT must be normal or debug, not '$VARIANT'" ;;
+esac
+
+JOBS=${JOBS:-$(nproc)}
+KMAKE=(make -C "$SRC" O="$OBJ" -j"$JOBS" CC="ccache gcc" HOSTCC="ccache gcc"
+       KBUILD_BUILD_USER=gmem KBUILD_BUILD_HOST=harness)
+mkdir -p "$OBJ"
+log=$OBJ/build.log
+
+# Options a fragment sets that the final .config does not have.
+missing_options() {
+	local line
+	sed -n 's/^\(CONFIG_[A-Z0-9_]*=.*\)/\1/p' "${fragments[@]}" | while read -r line; do
+		case $line in
+		*=n) grep -qx "# ${line%=n} is not set" "$OBJ/.config" || grep -qx "$line" "$OBJ/.config" ||
+			! grep -q "^${line%=n}=" "$OBJ/.config" || echo "$line" ;;
+		*) grep -qx "$line" "$OBJ/.config" || echo "$line" ;;
+		esac
+	done
+}
+
+configure() {
+	local want
+	want=$(cat "${fragments[@]}" | sha1sum | cut -d' ' -f1)
+	if [ -f "$OBJ/.config" ] && [ "$(cat "$OBJ/.config-fragments" 2>/dev/null)" = "$want" ]; then
+		return
+	fi
+	step "configuring $VARIANT kernel: tinyconfig + ${fragments[*]##*/}"
+	{
+		"${KMAKE[@]}" tinyconfig
+		"$SRC/scripts/kconfig/merge_config.sh" -m -O "$OBJ" "$OBJ/.config" "${fragments[@]}"
+		"${KMAKE[@]}" olddefconfig
+	} > "$OBJ/config.log" 2>&1 || { tail -30 "$OBJ/config.log"; die "kernel configuration failed"; }
+	local lost
+	lost=$(missing_options)
+	[ -z "$lost" ] || die "options requested by the fragments but not in .config (unmet dependencies?):
+$lost"
+	echo "$want" > "$OBJ/.config-fragments"
+}
+
+build() {
+	step "building $VARIANT kernel in ${OBJ#"$TOP"/} (log: ${log#"$TOP"/})"
+	local start=$SECONDS last=$SECONDS pid rc
+	"${KMAKE[@]}" all > "$log" 2>&1 &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 2
+		if (( SECONDS - last >= 60 )); then
+			last=$SECONDS
+			info "$((SECONDS - start)) s: $(grep -c '^ *CC' "$log") files compiled so far"
+		fi
+	done
+	rc=0; wait "$pid" || rc=$?
+	if [ "$rc" != 0 ]; then
+		echo "---- compiler and make errors ----" >&2
+		grep -E -B2 -A6 '(error|Error|undefined reference|ERROR):' "$log" | head -80 >&2 || tail -40 "$log" >&2
+		die "$VARIANT kernel build failed (full log: $log)"
+	fi
+	info "done in $((SECONDS - start)) s: $(grep -c '^ *CC' "$log") files compiled, $(grep -c 'warning:' "$log") compiler warnings"
+}
+
+configure
+build

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Build, statically, the selftests that tests/plan (and the demo) run, from
+# build/linux with its own uAPI headers (headers_install), never the host's.
+#
+# Usage: scripts/build-selftests.sh
+# Output: build/selftests/{mm,kvm}/..., the layout the plan's commands use.
+set -euo pipefail
+# shellcheck source=scripts/common.sh
+. "$(dirname "$0")/common.sh"
+
+# Selftest binaries named by the plan's and the demo's commands.
+wanted() {
+	{
+		sed -e 's/#.*//' "$TOP/tests/plan" | awk 'NF >= 3 { print $3 }'
+		grep -o '\(mm\|kvm\)/[A-Za-z0-9_/-]*' "$TOP/tests/demo.sh"
+	} | grep -E '^(mm|kvm)/' | sort -u
+}
+
+step "installing uAPI headers of build/linux into ${HDR#"$TOP"/}"
+make -s -C "$SRC" O="$BUILD/obj-headers" INSTALL_HDR_PATH="$HDR" headers_install > /dev/null
+
+obj=$BUILD/selftests-obj
+mm_targets=() kvm_targets=()
+while read -r t; do
+	case $t in
+	mm/*) mm_targets+=("$obj/$t") ;;
+	kvm/*) kvm_targets+=("$obj/$t") ;;
+	esac
+done < <(wanted)
+
+ksmake() {
+	local dir=$1; shift
+	local log=$obj/$dir.log
+	mkdir -p "$obj/$dir"
+	if ! make -C "$SRC/tools/testing/selftests/$dir" -j"$(nproc)" OUTPUT="$obj/$dir" \
+		CC="ccache gcc" EXTRA_CFLAGS=-static \
+		KHDR_INCLUDES="-isystem $HDR/include" INSTALL_HDR_PATH="$HDR" \
+		"$@" > "$log" 2>&1; then
+		grep -E -A5 'error|Error' "$log" | head -60 >&2
+		die "building $dir selftests failed (log: $log)"
+	fi
+}
+
+step "building ${#mm_targets[@]} mm and ${#kvm_targets[@]} KVM selftests (static)"
+[ ${#mm_targets[@]} -eq 0 ] || ksmake mm "${mm_targets[@]}"
+[ ${#kvm_targets[@]} -eq 0 ] || ksmake kvm "${kvm_targets[@]}"
+
+rm -rf "$KSELFTEST"
+while read -r t; do
+	file "$obj/$t" | grep -q 'statically linked' || die "$t is not a static binary"
+	mkdir -p "$(dirname "$KSELFTEST/$t")"
+	cp "$obj/$t" "$KSELFTEST/$t"
+done < <(wanted)
+info "$(wanted | wc -l) binaries in ${KSELFTEST#"$TOP"/}"

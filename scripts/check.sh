@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# make check: host checks, build, then the test plan in the VM; TAP out, one
+# plain "N passed, N failed, N skipped" line last, non-zero exit on failure.
+#
+# Usage: VARIANT=normal|debug scripts/check.sh
+set -euo pipefail
+# shellcheck source=scripts/common.sh
+. "$(dirname "$0")/common.sh"
+rm -f "$BUILD/check-$VARIANT.counts"
+
+results=()   # "ok NAME # comment" / "not ok NAME # comment", in order
+record() { results+=("$1 $2${3:+ # $3}"); }
+
+finish() {
+	local n=0 pass=0 fail=0 skip=0 r
+	echo
+	echo "TAP version 13"
+	echo "1..${#results[@]}"
+	for r in "${results[@]}"; do
+		n=$((n + 1))
+		case $r in
+		"not ok "*) fail=$((fail + 1)); echo "not ok $n ${r#not ok }" ;;
+		*"# SKIP"*) skip=$((skip + 1)); echo "ok $n ${r#ok }" ;;
+		*) pass=$((pass + 1)); echo "ok $n ${r#ok }" ;;
+		esac
+	done
+	echo "$pass passed, $fail failed, $skip skipped"
+	mkdir -p "$BUILD"
+	echo "$pass $fail $skip" > "$BUILD/check-$VARIANT.counts"
+	[ "$fail" = 0 ]
+	exit
+}
+
+# --- host checks -------------------------------------------------------------
+step "host checks"
+if out=$(cd "$TOP" && shellcheck -x scripts/*.sh tests/*.sh guest/* vm/*.conf .ci/run 2>&1); then
+	record ok "shellcheck"
+else
+	printf '%s\n' "$out"; record "not ok" "shellcheck"
+fi
+
+if out=$("$TOP/scripts/tree.sh" 2>&1); then
+	printf '%s\n' "$out"; record ok "series applies to $(git -C "$SRC" log -1 --format=%s "$BASE_TAG" | cut -d' ' -f1-2)"
+else
+	printf '%s\n' "$out"
+	record "not ok" "series applies" "$(printf '%s\n' "$out" | grep '^error:' | tail -n 1)"
+	finish
+fi
+
+while read -r p; do
+	if out=$(cd "$SRC" && scripts/checkpatch.pl --strict --quiet --no-summary "$PATCHES/$p" 2>&1); then
+		record ok "checkpatch --strict $p"
+	else
+		printf '%s\n' "$out"; record "not ok" "checkpatch --strict $p"
+	fi
+done < <(series_files)
+
+# --- build ---------------------------------------------------------------------
+if "$TOP/scripts/build-kernel.sh"; then record ok "build $VARIANT kernel"; else record "not ok" "build $VARIANT kernel"; finish; fi
+if "$TOP/scripts/build-selftests.sh"; then record ok "build selftests"; else record "not ok" "build selftests"; finish; fi
+
+# --- the plan in the VM ----------------------------------------------------------
+scale=1; [ "$VARIANT" = debug ] && scale=4
+planned=$(sed -e 's/#.*//' "$TOP/tests/plan" | awk 'NF >= 3' | wc -l)
+budget=$(sed -e 's/#.*//' "$TOP/tests/plan" | awk -v s="$scale" 'NF >= 3 { t += $2 * s } END { print t + 120 }')
+log=$BUILD/check-$VARIANT.log
+step "running $planned tests in the $VARIANT kernel's VM (console: ${log#"$TOP"/})"
+vm_rc=0
+"$TOP/scripts/vm.sh" -t "$budget" -l "$log" -p "  | " \
+	-a "$KSELFTEST/mm" -a "$KSELFTEST/kvm" -a "$TOP/tests/plan" -a "$TOP/guest/run-plan.sh" \
+	-- ./run-plan.sh plan "$scale" || vm_rc=$?
+
+# The guest's TAP lines, renumbered into ours; a test that never reported
+# (the guest died or hung) fails.
+declare -A seen=()
+while read -r status num rest; do
+	[ "$status" = ok ] || { status="not ok"; read -r num rest <<< "$rest"; }
+	seen[$num]=1
+	record "$status" "${rest%% # *}" "$( [[ $rest == *" # "* ]] && echo "${rest#* # }")"
+done < <(grep -E '^(ok|not ok) [0-9]+ ' "$log" || true)
+for ((i = 1; i <= planned; i++)); do
+	[ -n "${seen[$i]:-}" ] || record "not ok" "$(sed -e 's/#.*//' "$TOP/tests/plan" | awk 'NF >= 3' | sed -n "${i}p" | awk '{ print $1 }')" "no result: the VM stopped before it (vm.sh exit $vm_rc)"
+done
+
+# Kernel reports on the console fail the run even if every test passed.
+splat='(BUG:|WARNING:|KASAN:|UBSAN:|Oops|Kernel panic|kernel BUG at|general protection fault|Call Trace:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|INFO: task .* blocked|rcu: INFO:|list_(add|del) corruption)'
+if lines=$(grep -E "^\[ *[0-9]+\.[0-9]+\] .*$splat" "$log"); then
+	printf 'kernel reports on the console:\n%s\n' "$lines" | head -20
+	record "not ok" "kernel console clean" "$(printf '%s\n' "$lines" | head -n 1)"
+else
+	record ok "kernel console clean"
+fi
+finish

@@ -1,0 +1,31 @@
+# shellcheck shell=bash
+# Paths and helpers shared by the harness scripts. Sourced, never run.
+# shellcheck disable=SC2034 # the variables are used by the scripts sourcing this
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD:-$TOP/build}
+PATCHES=$TOP/patches
+SRC=$BUILD/linux            # git tree: pristine source tagged $BASE_TAG + series
+BASE_TAG=base
+VARIANT=${VARIANT:-normal}  # kernel variant: normal or debug
+OBJ=$BUILD/obj-$VARIANT     # out-of-tree kernel build
+HDR=$BUILD/headers          # headers_install output of the patched tree
+KSELFTEST=$BUILD/selftests  # static selftest binaries
+DEBIAN_SOURCE=/usr/src/linux-source-6.12.tar.xz
+
+export CCACHE_BASEDIR=$TOP
+export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-8G}
+
+step() { printf '==> %s\n' "$*"; }
+info() { printf '    %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Commits on top of the base in $SRC, oldest first.
+series_commits() { git -C "$SRC" rev-list --reverse "$BASE_TAG..HEAD"; }
+
+# Patch files listed in patches/series, in order (comments and blanks skipped).
+series_files() {
+	[ -f "$PATCHES/series" ] || return 0
+	sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$PATCHES/series"
+}
