@@ -11,7 +11,7 @@ set -euo pipefail
 # Selftest binaries named by the plan's and the demo's commands.
 wanted() {
 	{
-		sed -e 's/#.*//' "$TOP/tests/plan" | awk 'NF >= 3 { print $3 }'
+		sed -e 's/#.*//' "$TOP/tests/plan" "$PLAN" | awk 'NF >= 3 { print $3 }'
 		grep -o '\(mm\|kvm\)/[A-Za-z0-9_/-]*' "$TOP/tests/demo.sh"
 	} | grep -E '^(mm|kvm)/' | sort -u
 }

@@ -2,7 +2,7 @@
 # make check: host checks, build, then the test plan in the VM; TAP out, one
 # plain "N passed, N failed, N skipped" line last, non-zero exit on failure.
 #
-# Usage: VARIANT=normal|debug scripts/check.sh
+# Usage: [VARIANT=normal|debug] [PLAN=tests/plan] scripts/check.sh
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "$0")/common.sh"
@@ -61,14 +61,14 @@ if "$TOP/scripts/build-selftests.sh"; then record ok "build selftests"; else rec
 
 # --- the plan in the VM ----------------------------------------------------------
 scale=1; [ "$VARIANT" = debug ] && scale=4
-planned=$(sed -e 's/#.*//' "$TOP/tests/plan" | awk 'NF >= 3' | wc -l)
-budget=$(sed -e 's/#.*//' "$TOP/tests/plan" | awk -v s="$scale" 'NF >= 3 { t += $2 * s } END { print t + 120 }')
+planned=$(sed -e 's/#.*//' "$PLAN" | awk 'NF >= 3' | wc -l)
+budget=$(sed -e 's/#.*//' "$PLAN" | awk -v s="$scale" 'NF >= 3 { t += $2 * s } END { print t + 120 }')
 log=$BUILD/check-$VARIANT.log
 step "running $planned tests in the $VARIANT kernel's VM (console: ${log#"$TOP"/})"
 vm_rc=0
 "$TOP/scripts/vm.sh" -t "$budget" -l "$log" -p "  | " \
-	-a "$KSELFTEST/mm" -a "$KSELFTEST/kvm" -a "$TOP/tests/plan" -a "$TOP/guest/run-plan.sh" \
-	-- ./run-plan.sh plan "$scale" || vm_rc=$?
+	-a "$KSELFTEST/mm" -a "$KSELFTEST/kvm" -a "$PLAN" -a "$TOP/guest/run-plan.sh" \
+	-- ./run-plan.sh "$(basename "$PLAN")" "$scale" || vm_rc=$?
 
 # The guest's TAP lines, renumbered into ours; a test that never reported
 # (the guest died or hung) fails.
@@ -79,7 +79,7 @@ while read -r status num rest; do
 	record "$status" "${rest%% # *}" "$( [[ $rest == *" # "* ]] && echo "${rest#* # }")"
 done < <(grep -E '^(ok|not ok) [0-9]+ ' "$log" || true)
 for ((i = 1; i <= planned; i++)); do
-	[ -n "${seen[$i]:-}" ] || record "not ok" "$(sed -e 's/#.*//' "$TOP/tests/plan" | awk 'NF >= 3' | sed -n "${i}p" | awk '{ print $1 }')" "no result: the VM stopped before it (vm.sh exit $vm_rc)"
+	[ -n "${seen[$i]:-}" ] || record "not ok" "$(sed -e 's/#.*//' "$PLAN" | awk 'NF >= 3' | sed -n "${i}p" | awk '{ print $1 }')" "no result: the VM stopped before it (vm.sh exit $vm_rc)"
 done
 
 # Kernel reports on the console fail the run even if every test passed.

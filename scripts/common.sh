@@ -11,6 +11,7 @@ VARIANT=${VARIANT:-normal}  # kernel variant: normal or debug
 OBJ=$BUILD/obj-$VARIANT     # out-of-tree kernel build
 HDR=$BUILD/headers          # headers_install output of the patched tree
 KSELFTEST=$BUILD/selftests  # static selftest binaries
+PLAN=$(realpath "${PLAN:-$TOP/tests/plan}")  # what make check runs in the VM
 DEBIAN_SOURCE=/usr/src/linux-source-6.12.tar.xz
 
 export CCACHE_BASEDIR=$TOP

@@ -62,11 +62,13 @@ cat "$base_initrd" "$work/extra.cpio.gz" > "$work/initrd.gz"
 accel=$(qemu_accel)
 cpu=max; [ "$accel" = kvm ] && cpu=host
 mkdir -p "$(dirname "$log")"
+set +e
 timeout -k 5 "$timeout_s" \
 	"$QEMU" "${QEMU_ARGS[@]}" -accel "$accel" -cpu "$cpu" \
 	-kernel "$kernel" -initrd "$work/initrd.gz" -append "$KERNEL_CMDLINE" \
 	</dev/null 2>&1 | tr -d '\r' | tee "$log" | awk -v p="$prefix" '{ print p $0; fflush() }'
 rc=${PIPESTATUS[0]}
+set -e
 
 status=$(sed -n 's/^@@VM-EXIT-STATUS=\([0-9]*\)@@$/\1/p' "$log" | tail -n 1)
 if [ -z "$status" ]; then
