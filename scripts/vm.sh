@@ -36,7 +36,7 @@ done
 shift $((OPTIND - 1))
 [ $# -gt 0 ] || die "$usage"
 
-kernel=$OBJ/arch/x86/boot/bzImage
+kernel=${KERNEL:-$OBJ/arch/x86/boot/bzImage}  # KERNEL=...: boot another bzImage
 [ -f "$kernel" ] || die "$kernel missing: build it with 'make kernel VARIANT=$VARIANT'"
 base_initrd=$BUILD/initramfs-base.cpio.gz
 if [ ! -f "$base_initrd" ] || [ "$TOP/guest/init" -nt "$base_initrd" ]; then
