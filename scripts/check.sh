@@ -33,10 +33,16 @@ finish() {
 
 # --- host checks -------------------------------------------------------------
 step "host checks"
-if out=$(cd "$TOP" && shellcheck -x scripts/*.sh tests/*.sh guest/* vm/*.conf .ci/run 2>&1); then
+if out=$(cd "$TOP" && shellcheck -x scripts/*.sh tests/*.sh tests/harness/*.sh guest/* vm/*.conf .ci/run 2>&1); then
 	record ok "shellcheck"
 else
 	printf '%s\n' "$out"; record "not ok" "shellcheck"
+fi
+
+if out=$("$TOP/tests/harness/test-console-check.sh" 2>&1); then
+	record ok "harness: console check catches recorded kernel reports"
+else
+	printf '%s\n' "$out"; record "not ok" "harness: console check catches recorded kernel reports"
 fi
 
 if out=$("$TOP/scripts/tree.sh" 2>&1); then
@@ -83,11 +89,10 @@ for ((i = 1; i <= planned; i++)); do
 done
 
 # Kernel reports on the console fail the run even if every test passed.
-splat='(BUG:|WARNING:|KASAN:|UBSAN:|Oops|Kernel panic|kernel BUG at|general protection fault|Call Trace:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|INFO: task .* blocked|rcu: INFO:|list_(add|del) corruption)'
-if lines=$(grep -E "^\[ *[0-9]+\.[0-9]+\] .*$splat" "$log"); then
+if lines=$("$TOP/scripts/console-check.sh" "$log"); then
+	record ok "kernel console clean"
+else
 	printf 'kernel reports on the console:\n%s\n' "$lines" | head -20
 	record "not ok" "kernel console clean" "$(printf '%s\n' "$lines" | head -n 1)"
-else
-	record ok "kernel console clean"
 fi
 finish
