@@ -66,7 +66,8 @@ set +e
 timeout -k 5 "$timeout_s" \
 	"$QEMU" "${QEMU_ARGS[@]}" -accel "$accel" -cpu "$cpu" \
 	-kernel "$kernel" -initrd "$work/initrd.gz" -append "$KERNEL_CMDLINE" \
-	</dev/null 2>&1 | tr -d '\r' | tee "$log" | awk -v p="$prefix" '{ print p $0; fflush() }'
+	</dev/null 2>&1 |
+	awk -v p="$prefix" -v out="$log" '{ sub(/\r$/, ""); print > out; fflush(out); print p $0; fflush() }'
 rc=${PIPESTATUS[0]}
 set -e
 
