@@ -4,7 +4,8 @@
 # Usage: run-plan.sh PLAN [TIMEOUT_SCALE]
 # Test output is printed with a "# " prefix (TAP diagnostics). Exit status 4
 # is kselftest's "skip": reported as SKIP with the test's last words, never
-# as a pass. A test that outlives its timeout is killed and fails.
+# as a pass; for a test whose plan name ends in "!" a skip is a failure. A
+# test that outlives its timeout is killed and fails.
 set -u
 plan=${1:?usage: run-plan.sh PLAN [TIMEOUT_SCALE]}
 scale=${2:-1}
@@ -20,6 +21,11 @@ failed=0
 for line in "${tests[@]}"; do
 	i=$((i + 1))
 	read -r name limit cmd <<< "$line"
+	must_run=false
+	if [ "${name%!}" != "$name" ]; then
+		must_run=true
+		name=${name%!}
+	fi
 	limit=$((limit * scale))
 	echo "# ---- $name: $cmd (limit ${limit} s)"
 	start=$(date +%s)
@@ -30,7 +36,13 @@ for line in "${tests[@]}"; do
 		echo "ok $i $name # ${secs} s"
 	elif [ "$rc" = 4 ]; then
 		why=$(grep -i 'skip' /tmp/test.out | tail -n 1)
-		echo "ok $i $name # SKIP ${why:-$(tail -n 1 /tmp/test.out)}"
+		why=${why:-$(tail -n 1 /tmp/test.out)}
+		if $must_run; then
+			echo "not ok $i $name # skipped, but this kernel must run it: $why"
+			failed=$((failed + 1))
+		else
+			echo "ok $i $name # SKIP $why"
+		fi
 	elif [ "$secs" -ge "$limit" ]; then
 		echo "not ok $i $name # TIMEOUT after ${limit} s"
 		failed=$((failed + 1))
