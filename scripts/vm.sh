@@ -59,6 +59,17 @@ fi
 (cd "$work/root" && find . -print0 | cpio --null -o -H newc --owner=0:0 --quiet) | gzip -1 > "$work/extra.cpio.gz"
 cat "$base_initrd" "$work/extra.cpio.gz" > "$work/initrd.gz"
 
+# Console lines go to the log and, behind the prefix, to the terminal, as they
+# come (awk implementations such as mawk would hold them back in a buffer).
+show_console() {
+	local line
+	while IFS= read -r line || [ -n "$line" ]; do
+		line=${line%$'\r'}
+		printf '%s\n' "$line" >&3
+		printf '%s%s\n' "$prefix" "$line"
+	done
+}
+
 accel=$(qemu_accel)
 cpu=max; [ "$accel" = kvm ] && cpu=host
 mkdir -p "$(dirname "$log")"
@@ -66,8 +77,7 @@ set +e
 timeout -k 5 "$timeout_s" \
 	"$QEMU" "${QEMU_ARGS[@]}" -accel "$accel" -cpu "$cpu" \
 	-kernel "$kernel" -initrd "$work/initrd.gz" -append "$KERNEL_CMDLINE" \
-	</dev/null 2>&1 |
-	awk -v p="$prefix" -v out="$log" '{ sub(/\r$/, ""); print > out; fflush(out); print p $0; fflush() }'
+	</dev/null 2>&1 | show_console 3> "$log"
 rc=${PIPESTATUS[0]}
 set -e
 
