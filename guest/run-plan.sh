@@ -5,7 +5,9 @@
 # Test output is printed with a "# " prefix (TAP diagnostics). Exit status 4
 # is kselftest's "skip": reported as SKIP with the test's last words, never
 # as a pass; for a test whose plan name ends in "!" a skip is a failure. A
-# test that outlives its timeout is killed and fails.
+# test that outlives its timeout is killed and fails. A test whose name ends
+# in "~" is known to be flaky: a failure is run once more, and a pass on the
+# second run is reported with the first failure in its TAP comment.
 set -u
 plan=${1:?usage: run-plan.sh PLAN [TIMEOUT_SCALE]}
 scale=${2:-1}
@@ -21,18 +23,29 @@ failed=0
 for line in "${tests[@]}"; do
 	i=$((i + 1))
 	read -r name limit cmd <<< "$line"
-	must_run=false
-	if [ "${name%!}" != "$name" ]; then
-		must_run=true
-		name=${name%!}
-	fi
+	must_run=false retries=0
+	case $name in
+	*!) must_run=true name=${name%!} ;;
+	*~) retries=1 name=${name%\~} ;;
+	esac
 	limit=$((limit * scale))
 	echo "# ---- $name: $cmd (limit ${limit} s)"
 	start=$(date +%s)
-	timeout -s KILL "$limit" bash -c "$cmd" 2>&1 | tee /tmp/test.out | sed 's/^/# /'
-	rc=${PIPESTATUS[0]}
+	first_failure=
+	while :; do
+		timeout -s KILL "$limit" bash -c "$cmd" 2>&1 | tee /tmp/test.out | sed 's/^/# /'
+		rc=${PIPESTATUS[0]}
+		if [ "$rc" = 0 ] || [ "$rc" = 4 ] || [ "$retries" = 0 ]; then
+			break
+		fi
+		retries=$((retries - 1))
+		first_failure="exit status $rc: $(grep -m 1 -E 'ERROR|FAIL|fail' /tmp/test.out)"
+		echo "# ---- $name failed ($first_failure); known flaky, running it once more"
+	done
 	secs=$(($(date +%s) - start))
-	if [ "$rc" = 0 ]; then
+	if [ "$rc" = 0 ] && [ -n "$first_failure" ]; then
+		echo "ok $i $name # passed on the second run; first run: $first_failure"
+	elif [ "$rc" = 0 ]; then
 		echo "ok $i $name # ${secs} s"
 	elif [ "$rc" = 4 ]; then
 		why=$(grep -i 'skip' /tmp/test.out | tail -n 1)

@@ -85,7 +85,7 @@ while read -r status num rest; do
 	record "$status" "${rest%% # *}" "$( [[ $rest == *" # "* ]] && echo "${rest#* # }")"
 done < <(grep -E '^(ok|not ok) [0-9]+ ' "$log" || true)
 for ((i = 1; i <= planned; i++)); do
-	[ -n "${seen[$i]:-}" ] || record "not ok" "$(sed -e 's/#.*//' "$PLAN" | awk 'NF >= 3' | sed -n "${i}p" | awk '{ print $1 }' | sed 's/!$//')" "no result: the VM stopped before it (vm.sh exit $vm_rc)"
+	[ -n "${seen[$i]:-}" ] || record "not ok" "$(sed -e 's/#.*//' "$PLAN" | awk 'NF >= 3' | sed -n "${i}p" | awk '{ print $1 }' | sed 's/[!~]$//')" "no result: the VM stopped before it (vm.sh exit $vm_rc)"
 done
 
 # Kernel reports on the console fail the run even if every test passed.
