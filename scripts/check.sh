@@ -67,8 +67,10 @@ if "$TOP/scripts/build-selftests.sh"; then record ok "build selftests"; else rec
 
 # --- the plan in the VM ----------------------------------------------------------
 scale=1; [ "$VARIANT" = debug ] && scale=4
-planned=$(sed -e 's/#.*//' "$PLAN" | awk 'NF >= 3' | wc -l)
-budget=$(sed -e 's/#.*//' "$PLAN" | awk -v s="$scale" 'NF >= 3 { t += $2 * s } END { print t + 120 }')
+# The plan's test lines (comments and blanks dropped), read once.
+mapfile -t plan_tests < <(sed -e 's/#.*//' "$PLAN" | awk 'NF >= 3')
+planned=${#plan_tests[@]}
+budget=$(printf '%s\n' "${plan_tests[@]}" | awk -v s="$scale" '{ t += $2 * s } END { print t + 120 }')
 log=$BUILD/check-$VARIANT.log
 step "running $planned tests in the $VARIANT kernel's VM (console: ${log#"$TOP"/})"
 vm_rc=0
@@ -85,7 +87,10 @@ while read -r status num rest; do
 	record "$status" "${rest%% # *}" "$( [[ $rest == *" # "* ]] && echo "${rest#* # }")"
 done < <(grep -E '^(ok|not ok) [0-9]+ ' "$log" || true)
 for ((i = 1; i <= planned; i++)); do
-	[ -n "${seen[$i]:-}" ] || record "not ok" "$(sed -e 's/#.*//' "$PLAN" | awk 'NF >= 3' | sed -n "${i}p" | awk '{ print $1 }' | sed 's/[!~]$//')" "no result: the VM stopped before it (vm.sh exit $vm_rc)"
+	if [ -z "${seen[$i]:-}" ]; then
+		read -r name _ <<< "${plan_tests[i - 1]}"
+		record "not ok" "${name%[~!]}" "no result: the VM stopped before it (vm.sh exit $vm_rc)"
+	fi
 done
 
 # Kernel reports on the console fail the run even if every test passed.
