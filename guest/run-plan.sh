@@ -4,7 +4,8 @@
 # Usage: run-plan.sh PLAN [TIMEOUT_SCALE]
 # Test output is printed with a "# " prefix (TAP diagnostics). Exit status 4
 # is kselftest's "skip": reported as SKIP with the test's last words, never
-# as a pass; for a test whose plan name ends in "!" a skip is a failure. A
+# as a pass; for a test whose plan name ends in "!" a skip is a failure, and
+# so is a pass whose summary counts skipped subtests. A
 # test that outlives its timeout is killed and fails. A test whose name ends
 # in "~" is known to be flaky: a failure is run once more, and a pass on the
 # second run is reported with the first failure in its TAP comment.
@@ -24,10 +25,13 @@ for line in "${tests[@]}"; do
 	i=$((i + 1))
 	read -r name limit cmd <<< "$line"
 	must_run=false retries=0
-	case $name in
-	*!) must_run=true name=${name%!} ;;
-	*~) retries=1 name=${name%\~} ;;
-	esac
+	while :; do
+		case $name in
+		*!) must_run=true name=${name%!} ;;
+		*~) retries=1 name=${name%\~} ;;
+		*) break ;;
+		esac
+	done
 	limit=$((limit * scale))
 	echo "# ---- $name: $cmd (limit ${limit} s)"
 	start=$(date +%s)
@@ -35,6 +39,12 @@ for line in "${tests[@]}"; do
 	while :; do
 		timeout -s KILL "$limit" bash -c "$cmd" 2>&1 | tee /tmp/test.out | sed 's/^/# /'
 		rc=${PIPESTATUS[0]}
+		# A must-run test passes only if none of its subtests skipped
+		# (uffd-unit-tests "skip=N", kselftest "skip:N").
+		if $must_run && [ "$rc" = 0 ] &&
+		   grep -q -E '(skip=|skip:)[1-9]' /tmp/test.out; then
+			rc=4
+		fi
 		if [ "$rc" = 0 ] || [ "$rc" = 4 ] || [ "$retries" = 0 ]; then
 			break
 		fi
@@ -48,7 +58,7 @@ for line in "${tests[@]}"; do
 	elif [ "$rc" = 0 ]; then
 		echo "ok $i $name # ${secs} s"
 	elif [ "$rc" = 4 ]; then
-		why=$(grep -i 'skip' /tmp/test.out | tail -n 1)
+		why=$(grep -i 'skip' /tmp/test.out | grep -v -E '(skip=|skip:)0' | tail -n 1)
 		why=${why:-$(tail -n 1 /tmp/test.out)}
 		if $must_run; then
 			echo "not ok $i $name # skipped, but this kernel must run it: $why"

@@ -89,7 +89,7 @@ done < <(grep -E '^(ok|not ok) [0-9]+ ' "$log" || true)
 for ((i = 1; i <= planned; i++)); do
 	if [ -z "${seen[$i]:-}" ]; then
 		read -r name _ <<< "${plan_tests[i - 1]}"
-		record "not ok" "${name%[~!]}" "no result: the VM stopped before it (vm.sh exit $vm_rc)"
+		record "not ok" "${name%%[~!]*}" "no result: the VM stopped before it (vm.sh exit $vm_rc)"
 	fi
 done
 
