@@ -33,17 +33,18 @@ selftests: tree
 
 run: kernel selftests
 	@scripts/vm.sh -t $(VM_TIMEOUT) -a build/selftests/mm -a build/selftests/kvm \
-		-a tests/demo.sh -- ./demo.sh
+		-a build/selftests/examples -a tests/demo.sh -- ./demo.sh
 
 check: deps
 	@scripts/check.sh
 
-# The selftest binaries are always in the guest (mm/, kvm/), ADD files too.
+# The selftest and example binaries are always in the guest (mm/, kvm/,
+# examples/), ADD files too.
 # CMD reaches the script through the environment, so quotes and ';' survive.
 vm: kernel selftests
 	@test -n "$$CMD" || { echo "usage: make vm CMD='command' [ADD='file ...']"; exit 2; }
 	@scripts/vm.sh -t $(VM_TIMEOUT) -a build/selftests/mm -a build/selftests/kvm \
-		$(foreach f,$(ADD),-a $(f)) -- "$$CMD" || \
+		-a build/selftests/examples $(foreach f,$(ADD),-a $(f)) -- "$$CMD" || \
 		{ rc=$$?; echo "vm: exit status $$rc (make itself can only exit 2)"; exit $$rc; }
 
 series-check: deps

@@ -56,7 +56,9 @@ for line in "${tests[@]}"; do
 	if [ "$rc" = 0 ] && [ -n "$first_failure" ]; then
 		echo "ok $i $name # passed on the second run; first run: $first_failure"
 	elif [ "$rc" = 0 ]; then
-		echo "ok $i $name # ${secs} s"
+		# Subtests a test skipped are never hidden in its pass.
+		skipped=$(grep -o -E '(skip=|skip:)[0-9]+' /tmp/test.out | tail -n 1 | tr -dc 0-9)
+		echo "ok $i $name # ${secs} s${skipped:+$( [ "$skipped" != 0 ] && echo ", $skipped subtests skipped")}"
 	elif [ "$rc" = 4 ]; then
 		why=$(grep -i 'skip' /tmp/test.out | grep -v -E '(skip=|skip:)0' | tail -n 1)
 		why=${why:-$(tail -n 1 /tmp/test.out)}

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Configure and build the kernel in build/obj-$VARIANT from build/linux.
 #
-# Usage: VARIANT=normal|debug scripts/build-kernel.sh [SRC OBJ]
+# Usage: [VARIANT=normal|debug|kvm-module|no-userfaultfd] scripts/build-kernel.sh [SRC OBJ]
 #   (default build/linux and build/obj-$VARIANT; series-check passes others)
 #
-# Config: tinyconfig + config/kernel.config (+ config/debug.config), merged
+# Config: tinyconfig + config/kernel.config (+ config/$VARIANT.config), merged
 # with the kernel's merge_config.sh; every option the fragments ask for must
 # survive olddefconfig, or the build stops and names it. Output goes to
 # build/obj-$VARIANT/build.log; the terminal gets a progress line now and
@@ -15,11 +15,18 @@ set -euo pipefail
 
 SRC=${1:-$SRC}
 OBJ=${2:-$OBJ}
-case $VARIANT in
-normal) fragments=("$TOP/config/kernel.config") ;;
-debug) fragments=("$TOP/config/kernel.config" "$TOP/config/debug.config") ;;
-*) die "VARIANT must be normal or debug, not '$VARIANT'" ;;
-esac
+fragments=("$TOP/config/kernel.config")
+if [ "$VARIANT" != normal ]; then
+	f=$(variant_fragment)
+	if [ ! -f "$f" ]; then
+		known=(normal)
+		for c in "$TOP"/config/*.config; do
+			c=${c##*/}; [ "$c" = kernel.config ] || known+=("${c%.config}")
+		done
+		die "no config/$VARIANT.config: VARIANT is one of ${known[*]}"
+	fi
+	fragments+=("$f")
+fi
 
 JOBS=${JOBS:-$(nproc)}
 KMAKE=(make -C "$SRC" O="$OBJ" -j"$JOBS" CC="ccache gcc" HOSTCC="ccache gcc"
@@ -27,10 +34,13 @@ KMAKE=(make -C "$SRC" O="$OBJ" -j"$JOBS" CC="ccache gcc" HOSTCC="ccache gcc"
 mkdir -p "$OBJ"
 log=$OBJ/build.log
 
-# Options a fragment sets that the final .config does not have.
+# Options the fragments set (a later fragment overriding an earlier one)
+# that the final .config does not have.
 missing_options() {
 	local line
-	sed -n 's/^\(CONFIG_[A-Z0-9_]*=.*\)/\1/p' "${fragments[@]}" | while read -r line; do
+	sed -n 's/^\(CONFIG_[A-Z0-9_]*=.*\)/\1/p' "${fragments[@]}" |
+	awk -F= '{ v[$1] = $0; if (!($1 in seen)) { seen[$1] = 1; order[n++] = $1 } }
+		END { for (i = 0; i < n; i++) print v[order[i]] }' | while read -r line; do
 		case $line in
 		*=n) grep -qx "# ${line%=n} is not set" "$OBJ/.config" || grep -qx "$line" "$OBJ/.config" ||
 			! grep -q "^${line%=n}=" "$OBJ/.config" || echo "$line" ;;

@@ -3,7 +3,8 @@
 # build/linux with its own uAPI headers (headers_install), never the host's.
 #
 # Usage: scripts/build-selftests.sh
-# Output: build/selftests/{mm,kvm}/..., the layout the plan's commands use.
+# Output: build/selftests/{mm,kvm,examples}/..., the layout the plan's
+# commands use; examples/*.c are built there too.
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "$0")/common.sh"
@@ -45,10 +46,19 @@ step "building ${#mm_targets[@]} mm and ${#kvm_targets[@]} KVM selftests (static
 [ ${#mm_targets[@]} -eq 0 ] || ksmake mm "${mm_targets[@]}"
 [ ${#kvm_targets[@]} -eq 0 ] || ksmake kvm "${kvm_targets[@]}"
 
+# Our own programs (examples/*.c): one file each, against the same headers.
+step "building examples"
+mkdir -p "$obj/examples"
+for c in "$TOP"/examples/*.c; do
+	ccache gcc -static -O2 -Wall -Werror -pthread -isystem "$HDR/include" \
+		-o "$obj/examples/$(basename "$c" .c)" "$c" || die "building ${c#"$TOP"/} failed"
+done
+
 rm -rf "$KSELFTEST"
 while read -r t; do
 	file "$obj/$t" | grep -q 'statically linked' || die "$t is not a static binary"
 	mkdir -p "$(dirname "$KSELFTEST/$t")"
 	cp "$obj/$t" "$KSELFTEST/$t"
 done < <(wanted)
-info "$(wanted | wc -l) binaries in ${KSELFTEST#"$TOP"/}"
+cp -r "$obj/examples" "$KSELFTEST/examples"
+info "$(wanted | wc -l) selftests and $(find "$KSELFTEST/examples" -type f | wc -l) examples in ${KSELFTEST#"$TOP"/}"

@@ -2,7 +2,7 @@
 # make check: host checks, build, then the test plan in the VM; TAP out, one
 # plain "N passed, N failed, N skipped" line last, non-zero exit on failure.
 #
-# Usage: [VARIANT=normal|debug] [PLAN=tests/plan] scripts/check.sh
+# Usage: [VARIANT=normal|debug|kvm-module|no-userfaultfd] [PLAN=tests/plan] scripts/check.sh
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "$0")/common.sh"
@@ -63,10 +63,23 @@ done < <(series_files)
 
 # --- build ---------------------------------------------------------------------
 if "$TOP/scripts/build-kernel.sh"; then record ok "build $VARIANT kernel"; else record "not ok" "build $VARIANT kernel"; finish; fi
+
+# Core mm and fs must not know KVM: no kvm_* or *gmem* symbol, defined or
+# used, in their objects. The pattern is checked to find KVM's own first.
+kvm_symbols() { nm "$@" 2>/dev/null | awk 'NF >= 2 { print $NF }' | grep -E 'kvm_|gmem' | sort -u; }
+if [ -z "$(kvm_symbols "$OBJ/virt/kvm/"*.o "$OBJ/virt/kvm/"*.ko 2>/dev/null)" ]; then
+	record "not ok" "no KVM symbol in mm/ or fs/" "the check finds no KVM symbol in virt/kvm/ either"
+elif syms=$(kvm_symbols "$OBJ/mm/built-in.a" "$OBJ/fs/built-in.a") && [ -n "$syms" ]; then
+	printf '%s\n' "$syms" | head -20; record "not ok" "no KVM symbol in mm/ or fs/" "$(printf '%s\n' "$syms" | head -n 1)"
+else
+	record ok "no KVM symbol in mm/ or fs/" "$(nm "$OBJ/mm/built-in.a" "$OBJ/fs/built-in.a" 2>/dev/null | awk 'NF >= 2' | wc -l) symbols checked"
+fi
 if "$TOP/scripts/build-selftests.sh"; then record ok "build selftests"; else record "not ok" "build selftests"; finish; fi
 
 # --- the plan in the VM ----------------------------------------------------------
-scale=1; [ "$VARIANT" = debug ] && scale=4
+scale=$(variant_setting timeout-scale); scale=${scale:-1}
+modules=()
+for m in $(variant_setting modules); do modules+=(-m "$m"); done
 # The plan's test lines (comments and blanks dropped), read once.
 mapfile -t plan_tests < <(sed -e 's/#.*//' "$PLAN" | awk 'NF >= 3')
 planned=${#plan_tests[@]}
@@ -75,7 +88,7 @@ log=$BUILD/check-$VARIANT.log
 step "running $planned tests in the $VARIANT kernel's VM (console: ${log#"$TOP"/})"
 vm_rc=0
 "$TOP/scripts/vm.sh" -t "$budget" -l "$log" -p "  | " \
-	-a "$KSELFTEST/mm" -a "$KSELFTEST/kvm" -a "$PLAN" -a "$TOP/guest/run-plan.sh" \
+	-a "$KSELFTEST/mm" -a "$KSELFTEST/kvm" -a "$KSELFTEST/examples" -a "$PLAN" -a "$TOP/guest/run-plan.sh" "${modules[@]}" \
 	-- ./run-plan.sh "$(basename "$PLAN")" "$scale" || vm_rc=$?
 
 # The guest's TAP lines, renumbered into ours; a test that never reported

@@ -7,11 +7,28 @@ BUILD=${BUILD:-$TOP/build}
 PATCHES=$TOP/patches
 SRC=$BUILD/linux            # git tree: pristine source tagged $BASE_TAG + series
 BASE_TAG=base
-VARIANT=${VARIANT:-normal}  # kernel variant: normal or debug
+VARIANT=${VARIANT:-normal}  # kernel variant: normal, or config/$VARIANT.config on top
 OBJ=$BUILD/obj-$VARIANT     # out-of-tree kernel build
 HDR=$BUILD/headers          # headers_install output of the patched tree
 KSELFTEST=$BUILD/selftests  # static selftest binaries
-PLAN=$(realpath "${PLAN:-$TOP/tests/plan}")  # what make check runs in the VM
+
+# The variant's config fragment, added to config/kernel.config (none for
+# normal), and the "# harness-KEY: VALUE" settings it carries for the VM.
+variant_fragment() {
+	[ "$VARIANT" = normal ] || echo "$TOP/config/$VARIANT.config"
+}
+variant_setting() {
+	local f
+	f=$(variant_fragment)
+	[ -z "$f" ] || [ ! -f "$f" ] || sed -n "s/^# harness-$1:[[:space:]]*//p" "$f"
+}
+
+# What make check runs in the VM: $PLAN, else the variant's plan, else tests/plan.
+if [ -z "${PLAN:-}" ]; then
+	PLAN=$TOP/$(variant_setting plan)
+	[ -f "$PLAN" ] || PLAN=$TOP/tests/plan
+fi
+PLAN=$(realpath "$PLAN")
 DEBIAN_SOURCE=/usr/src/linux-source-6.12.tar.xz
 
 export CCACHE_BASEDIR=$TOP

@@ -1,7 +1,9 @@
 #!/bin/bash
-# The `make run` demo, run inside the VM from /extra: KVM demand paging
-# through userfaultfd, anonymous memory (MISSING, UFFDIO_COPY) beside shmem
-# (MINOR, UFFDIO_CONTINUE), with the paging rate of each.
+# The `make run` demo, run inside the VM from /extra: a KVM guest demand-paged
+# through userfaultfd, with the paging rate of each backing: anonymous memory
+# (MISSING, UFFDIO_COPY), shmem (MINOR, UFFDIO_CONTINUE) and guest_memfd
+# (MISSING answered by pwrite() + UFFDIO_CONTINUE; MINOR by UFFDIO_CONTINUE).
+# Then the README's minimal handler (examples/gmem-uffd-handler.c) runs.
 set -euo pipefail
 
 rate() {
@@ -13,8 +15,15 @@ rate() {
 size=${DEMO_SIZE:-64M}
 anon=$(rate kvm/demand_paging_test -b "$size" -u MISSING -s anonymous)
 shmem=$(rate kvm/demand_paging_test -b "$size" -u MINOR -s shmem)
+gmem_missing=$(rate kvm/demand_paging_test -b "$size" -u MISSING -s guest_memfd)
+gmem_minor=$(rate kvm/demand_paging_test -b "$size" -u MINOR -s guest_memfd)
 echo
 echo "KVM demand paging, 1 vCPU, $size of guest memory (TCG: emulated, compare ratios)"
-printf '  %-34s %s\n' "backing / userfaultfd mode" "rate"
-printf '  %-34s %s\n' "anonymous / MISSING (UFFDIO_COPY)" "$anon"
-printf '  %-34s %s\n' "shmem / MINOR (UFFDIO_CONTINUE)" "$shmem"
+printf '  %-48s %s\n' "backing / userfaultfd mode (answer)" "rate"
+printf '  %-48s %s\n' "anonymous / MISSING (UFFDIO_COPY)" "$anon"
+printf '  %-48s %s\n' "shmem / MINOR (UFFDIO_CONTINUE)" "$shmem"
+printf '  %-48s %s\n' "guest_memfd / MISSING (pwrite + UFFDIO_CONTINUE)" "$gmem_missing"
+printf '  %-48s %s\n' "guest_memfd / MINOR (UFFDIO_CONTINUE)" "$gmem_minor"
+echo
+echo "examples/gmem-uffd-handler: a userspace reader of 4096 guest_memfd pages"
+examples/gmem-uffd-handler 4096
