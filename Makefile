@@ -2,6 +2,7 @@
 # The pipeline: source -> series -> config -> build -> initramfs -> VM -> results.
 #
 #   make run            build, boot the patched kernel, run the demo
+#   make bench          every userfaultfd backend, timed: build/bench/results.md
 #   make check          host checks, build, run tests/plan in the VM (TAP)
 #   make vm CMD='...' [ADD='file ...']   run your own command in the VM
 #   make tree / export  the edit loop: patches/ <-> build/linux (git)
@@ -13,7 +14,7 @@ VARIANT ?= normal
 export VARIANT
 VM_TIMEOUT ?= 600
 
-.PHONY: all run check vm tree export kernel selftests series-check deps clean
+.PHONY: all run check bench vm tree export kernel selftests series-check deps clean
 all: run
 
 deps:
@@ -37,6 +38,9 @@ run: kernel selftests
 
 check: deps
 	@scripts/check.sh
+
+bench: kernel selftests
+	@scripts/bench.sh
 
 # The selftest and example binaries are always in the guest (mm/, kvm/,
 # examples/), ADD files too.

@@ -3,8 +3,8 @@
 # build/linux with its own uAPI headers (headers_install), never the host's.
 #
 # Usage: scripts/build-selftests.sh
-# Output: build/selftests/{mm,kvm,examples}/..., the layout the plan's
-# commands use; examples/*.c are built there too.
+# Output: build/selftests/{mm,kvm,examples,bench}/..., the layout the plan's
+# commands use; examples/*.c and bench/*.c are built there too.
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "$0")/common.sh"
@@ -46,12 +46,14 @@ step "building ${#mm_targets[@]} mm and ${#kvm_targets[@]} KVM selftests (static
 [ ${#mm_targets[@]} -eq 0 ] || ksmake mm "${mm_targets[@]}"
 [ ${#kvm_targets[@]} -eq 0 ] || ksmake kvm "${kvm_targets[@]}"
 
-# Our own programs (examples/*.c): one file each, against the same headers.
-step "building examples"
-mkdir -p "$obj/examples"
-for c in "$TOP"/examples/*.c; do
-	ccache gcc -static -O2 -Wall -Werror -pthread -isystem "$HDR/include" \
-		-o "$obj/examples/$(basename "$c" .c)" "$c" || die "building ${c#"$TOP"/} failed"
+# Our own programs (examples/*.c, bench/*.c): one file each, same headers.
+step "building examples and benchmarks"
+for dir in examples bench; do
+	mkdir -p "$obj/$dir"
+	for c in "$TOP/$dir"/*.c; do
+		ccache gcc -static -O2 -Wall -Werror -pthread -isystem "$HDR/include" \
+			-o "$obj/$dir/$(basename "$c" .c)" "$c" || die "building ${c#"$TOP"/} failed"
+	done
 done
 
 rm -rf "$KSELFTEST"
@@ -60,5 +62,5 @@ while read -r t; do
 	mkdir -p "$(dirname "$KSELFTEST/$t")"
 	cp "$obj/$t" "$KSELFTEST/$t"
 done < <(wanted)
-cp -r "$obj/examples" "$KSELFTEST/examples"
-info "$(wanted | wc -l) selftests and $(find "$KSELFTEST/examples" -type f | wc -l) examples in ${KSELFTEST#"$TOP"/}"
+cp -r "$obj/examples" "$obj/bench" "$KSELFTEST/"
+info "$(wanted | wc -l) selftests, $(find "$KSELFTEST/examples" "$KSELFTEST/bench" -type f | wc -l) examples and benchmarks in ${KSELFTEST#"$TOP"/}"

@@ -10,6 +10,7 @@ packages=(
 	ccache git xz-utils cpio file rsync python3            # harness
 	qemu-system-x86 busybox-static bash-static             # test VM
 	shellcheck                                             # host checks
+	gnuplot-nox                                            # make bench plot
 )
 
 missing=()

@@ -1,0 +1,52 @@
+#!/bin/bash
+# `make bench`, inside the VM from /extra: every backend x resolution, run
+# BENCH_RUNS times, as "RESULT" lines that scripts/bench.sh turns into the
+# table. Two workloads:
+#   uffd-bench   userspace fault round trip, no vCPU (bench/uffd-bench.c)
+#   dpt          KVM vCPU demand paging (kvm/demand_paging_test)
+set -uo pipefail
+runs=${BENCH_RUNS:-5}
+pages=${BENCH_PAGES:-4096}	# uffd-bench: pages per run
+size=${BENCH_SIZE:-16M}		# demand_paging_test: memory per vCPU
+
+uffd_backends="anon-missing shmem-missing shmem-minor gmem-missing gmem-minor first-touch"
+# demand_paging_test: name, backing, userfaultfd mode ("none": no userfaultfd)
+dpt_backends="anon-missing:anonymous:MISSING shmem-missing:shmem:MISSING
+shmem-minor:shmem:MINOR gmem-missing:guest_memfd:MISSING gmem-minor:guest_memfd:MINOR
+first-touch:anonymous:none"
+
+fail() { echo "bench: $*" >&2; exit 1; }
+
+dpt() {
+	local name=$1 backing=$2 mode=$3 vcpus=$4 single=$5 out rate
+	local args=(-b "$size" -v "$vcpus" -s "$backing")
+	[ "$mode" = none ] || args+=(-u "$mode")
+	[ "$single" = 1 ] && args+=(-a)
+	out=$(kvm/demand_paging_test "${args[@]}" 2>&1) || { printf '%s\n' "$out"; fail "demand_paging_test ${args[*]} failed"; }
+	rate=$(printf '%s\n' "$out" | sed -n 's/.*Overall demand paging rate:[[:space:]]*\([0-9.]*\).*/\1/p' | tail -n 1)
+	[ -n "$rate" ] || fail "no rate from demand_paging_test ${args[*]}"
+	local uffds=$vcpus; [ "$single" = 1 ] && uffds=1; [ "$mode" = none ] && uffds=0
+	echo "RESULT dpt backend=$name vcpus=$vcpus uffds=$uffds rate=$rate"
+}
+
+for ((r = 1; r <= runs; r++)); do
+	echo "# run $r of $runs"
+	for b in $uffd_backends; do
+		for th in "1 1" "2 1" "2 2"; do
+			read -r t h <<< "$th"
+			[ "$b" = first-touch ] && { [ "$h" = 1 ] || continue; h=0; }
+			out=$(bench/uffd-bench "$b" -p "$pages" -t "$t" -H "$h") || fail "uffd-bench $b -t $t failed: $out"
+			echo "RESULT uffd-bench ${out}"
+		done
+	done
+	for spec in $dpt_backends; do
+		IFS=: read -r name backing mode <<< "$spec"
+		dpt "$name" "$backing" "$mode" 1 0
+		dpt "$name" "$backing" "$mode" 2 0
+		[ "$mode" = none ] || dpt "$name" "$backing" "$mode" 2 1
+	done
+done
+# Latency distributions for the plot: one thread, one handler.
+for b in $uffd_backends; do
+	bench/uffd-bench "$b" -p "$pages" -c | sed -n 's/^cdf /CDF /p'
+done
