@@ -24,11 +24,8 @@ variant_setting() {
 }
 
 # What make check runs in the VM: $PLAN, else the variant's plan, else tests/plan.
-if [ -z "${PLAN:-}" ]; then
-	PLAN=$TOP/$(variant_setting plan)
-	[ -f "$PLAN" ] || PLAN=$TOP/tests/plan
-fi
-PLAN=$(realpath "$PLAN")
+variant_plan=$(variant_setting plan)
+PLAN=$(realpath "${PLAN:-$TOP/${variant_plan:-tests/plan}}")
 DEBIAN_SOURCE=/usr/src/linux-source-6.12.tar.xz
 
 export CCACHE_BASEDIR=$TOP
