@@ -4,7 +4,7 @@
 #
 # Usage: scripts/build-selftests.sh
 # Output: build/selftests/{mm,kvm,examples,bench}/..., the layout the plan's
-# commands use; examples/*.c and bench/*.c are built there too.
+# commands use; examples/*.c and bench/*.c (with restore/) are built there too.
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "$0")/common.sh"
@@ -46,13 +46,15 @@ step "building ${#mm_targets[@]} mm and ${#kvm_targets[@]} KVM selftests (static
 [ ${#mm_targets[@]} -eq 0 ] || ksmake mm "${mm_targets[@]}"
 [ ${#kvm_targets[@]} -eq 0 ] || ksmake kvm "${kvm_targets[@]}"
 
-# Our own programs (examples/*.c, bench/*.c): one file each, same headers.
+# Our own programs (examples/*.c, bench/*.c): one file each, same headers,
+# linked with the reference handler library (restore/) and liburing.
 step "building examples and benchmarks"
 for dir in examples bench; do
 	mkdir -p "$obj/$dir"
 	for c in "$TOP/$dir"/*.c; do
 		ccache gcc -static -O2 -Wall -Werror -pthread -isystem "$HDR/include" \
-			-o "$obj/$dir/$(basename "$c" .c)" "$c" || die "building ${c#"$TOP"/} failed"
+			-I "$TOP/restore" -o "$obj/$dir/$(basename "$c" .c)" \
+			"$c" "$TOP"/restore/*.c -luring || die "building ${c#"$TOP"/} failed"
 	done
 done
 

@@ -11,6 +11,7 @@ packages=(
 	qemu-system-x86 busybox-static bash-static             # test VM
 	shellcheck                                             # host checks
 	gnuplot-nox                                            # make bench plot
+	liburing-dev                                           # restore/ io_uring handler
 )
 
 missing=()

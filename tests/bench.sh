@@ -25,9 +25,9 @@ dpt() {
 	local try
 	# Under TCG a 2-vCPU guest sometimes triple-faults (exit_reason=SHUTDOWN),
 	# unpatched kernel too, and rarely a run hangs: such a run is killed
-	# after 120 s, retried, and counted.
+	# after 30 s, retried, and counted.
 	for try in 1 2 3; do
-		out=$(timeout -s KILL 120 kvm/demand_paging_test "${args[@]}" 2>&1) && break
+		out=$(timeout -s KILL 30 kvm/demand_paging_test "${args[@]}" 2>&1) && break
 		printf '%s\n' "$out" | grep -E 'Assert|exit_reason' | sed 's/^/# /'
 		echo "RETRY dpt ${args[*]} (attempt $try failed)"
 		[ "$try" = 3 ] && fail "demand_paging_test ${args[*]} failed 3 times"

@@ -1,0 +1,347 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Lazy restore of a KVM guest from a snapshot file, with guest memory in a
+ * guest_memfd that is filled on demand by the gmem-restore handler
+ * (restore/): the guest runs from its first instruction while its memory
+ * is still in the file, and each page arrives when a vCPU first touches it.
+ *
+ *   lazy-restore save FILE MIB
+ *       write a snapshot: a header and MIB MiB of guest memory, a made-up
+ *       guest whose code at 0x1000 hashes all of memory
+ *   lazy-restore restore FILE [-m sync|uring] [-w WINDOW] [-H HANDLERS]
+ *                             [-d READ_DELAY_US]
+ *       restore it lazily and run it: the guest hashes every byte of its
+ *       memory and reports the result on I/O port 0x10; it must be the
+ *       hash the snapshot header recorded
+ *
+ * The snapshot header is checked before the guest starts (magic, sizes, a
+ * file shorter than its memory image); corrupted memory shows up as a hash
+ * mismatch; a read error during the restore stops the VM with a message.
+ * Exit status: 0 verified, 1 error or mismatch, 2 usage, 4 (kselftest's
+ * skip) the kernel lacks guest_memfd mmap or its userfaultfd support.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <linux/userfaultfd.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gmem-restore.h"
+
+#define SKIP 4
+#define SNAPSHOT_MAGIC	"GMEMSNAP"
+#define IMAGE_OFFSET	4096		/* memory image after the header page */
+#define GUEST_ENTRY	0x1000
+#define RESULT_PORT	0x10
+
+struct snapshot_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t page_size;
+	uint64_t memory_size;
+	uint64_t image_offset;
+	uint32_t hash;			/* guest_hash() of the image */
+	uint32_t entry;			/* where the vCPU starts */
+};
+
+/*
+ * The guest, 32-bit protected mode, flat segments, no paging; ECX holds
+ * the memory size in dwords:
+ *	xor eax, eax; xor esi, esi
+ * 1:	imul eax, eax, 31; add eax, [esi]; add esi, 4; dec ecx; jnz 1b
+ *	out 0x10, eax; hlt
+ */
+static const uint8_t guest_code[] = {
+	0x31, 0xc0, 0x31, 0xf6,
+	0x6b, 0xc0, 0x1f, 0x03, 0x06, 0x83, 0xc6, 0x04, 0x49, 0x75, 0xf5,
+	0xe7, RESULT_PORT, 0xf4,
+};
+
+/* What the guest computes, over the same bytes. */
+static uint32_t guest_hash(const uint32_t *mem, size_t size)
+{
+	uint32_t h = 0;
+
+	for (size_t i = 0; i < size / 4; i++)
+		h = h * 31 + mem[i];
+	return h;
+}
+
+static void die(const char *what)
+{
+	perror(what);
+	exit(1);
+}
+
+static void fail(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "lazy-restore: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n");
+	exit(1);
+}
+
+static void skip(const char *why)
+{
+	printf("SKIP: %s\n", why);
+	exit(SKIP);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int save(const char *path, unsigned long mib)
+{
+	struct snapshot_header hdr = {
+		.magic = SNAPSHOT_MAGIC, .version = 1,
+		.page_size = sysconf(_SC_PAGESIZE), .memory_size = mib << 20,
+		.image_offset = IMAGE_OFFSET, .entry = GUEST_ENTRY,
+	};
+	uint32_t *mem, x = 2463534242u;
+	int fd;
+
+	if (!mib || mib > 2048)
+		fail("%s: the memory size must be 1 to 2048 MiB", path);
+	mem = malloc(hdr.memory_size);
+	if (!mem)
+		die("malloc");
+	/* Memory contents: xorshift32, so that every page differs. */
+	for (size_t i = 0; i < hdr.memory_size / 4; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		mem[i] = x;
+	}
+	memcpy((char *)mem + GUEST_ENTRY, guest_code, sizeof(guest_code));
+	hdr.hash = guest_hash(mem, hdr.memory_size);
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		die(path);
+	if (pwrite(fd, &hdr, sizeof(hdr), 0) != sizeof(hdr) ||
+	    pwrite(fd, mem, hdr.memory_size, IMAGE_OFFSET) != (ssize_t)hdr.memory_size ||
+	    close(fd))
+		die(path);
+	printf("saved %s: %lu MiB of guest memory, hash %#x\n", path, mib,
+	       hdr.hash);
+	return 0;
+}
+
+/* The header, checked against the file: errors name what is wrong. */
+static void read_header(int fd, const char *path, struct snapshot_header *hdr)
+{
+	char what[160];
+	struct stat st;
+
+	if (fstat(fd, &st))
+		die(path);
+	if (pread(fd, hdr, sizeof(*hdr), 0) != sizeof(*hdr) ||
+	    memcmp(hdr->magic, SNAPSHOT_MAGIC, sizeof(hdr->magic)))
+		fail("%s is not a snapshot (no " SNAPSHOT_MAGIC " header)", path);
+	if (hdr->version != 1 || hdr->page_size != sysconf(_SC_PAGESIZE) ||
+	    hdr->image_offset % hdr->page_size || !hdr->memory_size ||
+	    hdr->memory_size % hdr->page_size || hdr->entry >= hdr->memory_size)
+		fail("%s: unsupported snapshot header (version, page size or layout)",
+		     path);
+	if ((uint64_t)st.st_size < hdr->image_offset + hdr->memory_size) {
+		snprintf(what, sizeof(what),
+			 "%s is short: %lld bytes of memory image, the header says %llu",
+			 path, (long long)st.st_size - (long long)hdr->image_offset,
+			 (unsigned long long)hdr->memory_size);
+		fail("%s", what);
+	}
+}
+
+static void restore_failed(const char *msg)
+{
+	fprintf(stderr, "lazy-restore: restoring guest memory failed: %s; stopping the VM\n",
+		msg);
+	exit(1);
+}
+
+/* Flat 4 GiB segments, 32-bit protected mode without paging. */
+static void setup_vcpu(int vcpu, const struct snapshot_header *hdr)
+{
+	struct kvm_segment code = {
+		.base = 0, .limit = 0xffffffff, .selector = 0x8, .type = 11,
+		.present = 1, .s = 1, .db = 1, .g = 1,
+	};
+	struct kvm_segment data = code;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = {
+		.rip = hdr->entry, .rflags = 2, .rcx = hdr->memory_size / 4,
+	};
+
+	if (ioctl(vcpu, KVM_GET_SREGS, &sregs))
+		die("KVM_GET_SREGS");
+	data.selector = 0x10;
+	data.type = 3;
+	sregs.cs = code;
+	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data;
+	sregs.cr0 |= 1;		/* PE */
+	if (ioctl(vcpu, KVM_SET_SREGS, &sregs))
+		die("KVM_SET_SREGS");
+	if (ioctl(vcpu, KVM_SET_REGS, &regs))
+		die("KVM_SET_REGS");
+}
+
+static int restore(const char *path, struct restore_config *cfg)
+{
+	struct kvm_create_guest_memfd create = {
+		.flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
+	};
+	struct uffdio_api api = {
+		.api = UFFD_API,
+		.features = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP,
+	};
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct kvm_userspace_memory_region slot = { .slot = 0 };
+	struct snapshot_header hdr;
+	struct restore_stats st;
+	struct kvm_run *run;
+	struct restore *r;
+	int kvm, vm, vcpu, run_size;
+	uint32_t hash;
+	double t0;
+
+	cfg->snapshot = open(path, O_RDONLY | O_CLOEXEC);
+	if (cfg->snapshot < 0)
+		die(path);
+	read_header(cfg->snapshot, path, &hdr);
+	cfg->snapshot_offset = hdr.image_offset;
+	cfg->size = create.size = hdr.memory_size;
+	cfg->fatal = restore_failed;
+
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0)
+		skip("no /dev/kvm");
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0)
+		die("KVM_CREATE_VM");
+	if ((ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS) &
+	     create.flags) != create.flags)
+		skip("guest_memfd has no mmap() of shared memory");
+	cfg->gmem = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &create);
+	if (cfg->gmem < 0)
+		die("KVM_CREATE_GUEST_MEMFD");
+	cfg->area = mmap(NULL, cfg->size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 cfg->gmem, 0);
+	if (cfg->area == MAP_FAILED)
+		die("mmap guest_memfd");
+
+	/* Guest memory is the guest_memfd, through its host mapping. */
+	slot.memory_size = cfg->size;
+	slot.userspace_addr = (unsigned long)cfg->area;
+	if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot))
+		die("KVM_SET_USER_MEMORY_REGION");
+
+	cfg->uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (cfg->uffd < 0)
+		skip("no userfaultfd");
+	if (ioctl(cfg->uffd, UFFDIO_API, &api))
+		die("UFFDIO_API");
+	reg.range.start = (unsigned long)cfg->area;
+	reg.range.len = cfg->size;
+	if (ioctl(cfg->uffd, UFFDIO_REGISTER, &reg)) {
+		if (errno == EINVAL)
+			skip("userfaultfd on guest_memfd is not supported");
+		die("UFFDIO_REGISTER");
+	}
+
+	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+	run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vcpu < 0 || run_size < 0)
+		die("KVM_CREATE_VCPU");
+	run = mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+	if (run == MAP_FAILED)
+		die("mmap kvm_run");
+	setup_vcpu(vcpu, &hdr);
+
+	r = restore_start(cfg);
+	if (!r)
+		die("restore_start");
+	t0 = now_s();
+	for (;;) {
+		if (ioctl(vcpu, KVM_RUN, 0)) {
+			if (errno == EINTR)
+				continue;
+			die("KVM_RUN");
+		}
+		if (run->exit_reason == KVM_EXIT_IO &&
+		    run->io.direction == KVM_EXIT_IO_OUT &&
+		    run->io.port == RESULT_PORT && run->io.size == 4) {
+			memcpy(&hash, (char *)run + run->io.data_offset, 4);
+			break;
+		}
+		fprintf(stderr, "lazy-restore: unexpected guest exit %u\n",
+			run->exit_reason);
+		return 1;
+	}
+	restore_stop(r, &st);
+
+	printf("restored %llu MiB lazily in %.2f s: %lu faults, %lu pages from the snapshot in %lu reads (%s handler, window %u)\n",
+	       (unsigned long long)hdr.memory_size >> 20, now_s() - t0,
+	       st.faults, st.pages, st.reads,
+	       cfg->mode == RESTORE_URING ? "io_uring" : "synchronous",
+	       cfg->window);
+	if (hash != hdr.hash) {
+		fprintf(stderr, "lazy-restore: guest memory hash %#x, the snapshot header says %#x: the snapshot is corrupt\n",
+			hash, hdr.hash);
+		return 1;
+	}
+	printf("the guest hashed all of its memory: %#x, as recorded in the snapshot\n",
+	       hash);
+	return 0;
+}
+
+static void usage(const char *prog)
+{
+	fprintf(stderr, "usage: %s save FILE MIB\n"
+		"       %s restore FILE [-m sync|uring] [-w WINDOW] [-H HANDLERS] [-d READ_DELAY_US]\n",
+		prog, prog);
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	struct restore_config cfg = { .window = 16, .threads = 1 };
+	int opt;
+
+	if (argc == 4 && !strcmp(argv[1], "save"))
+		return save(argv[2], strtoul(argv[3], NULL, 0));
+	if (argc < 3 || strcmp(argv[1], "restore"))
+		usage(argv[0]);
+	optind = 3;
+	while ((opt = getopt(argc, argv, "m:w:H:d:")) != -1) {
+		switch (opt) {
+		case 'm':
+			if (!strcmp(optarg, "uring"))
+				cfg.mode = RESTORE_URING;
+			else if (strcmp(optarg, "sync"))
+				usage(argv[0]);
+			break;
+		case 'w': cfg.window = strtoul(optarg, NULL, 0); break;
+		case 'H': cfg.threads = strtoul(optarg, NULL, 0); break;
+		case 'd': cfg.read_delay_us = strtoul(optarg, NULL, 0); break;
+		default: usage(argv[0]);
+		}
+	}
+	if (!cfg.window || !cfg.threads)
+		usage(argv[0]);
+	return restore(argv[2], &cfg);
+}
