@@ -151,6 +151,7 @@ int main(int argc, char **argv)
 	struct restore_config cfg = { .window = 1, .threads = 1 };
 	struct restore_stats st = { 0 };
 	struct restore *r = NULL;
+	bool map_image = false;
 	const char *mode;
 	pthread_t *threads;
 	double t0, seconds;
@@ -166,13 +167,15 @@ int main(int argc, char **argv)
 	else if (strcmp(mode, "sync") && strcmp(mode, "first-touch"))
 		usage(argv[0]);
 	optind = 2;
-	while ((opt = getopt(argc, argv, "p:t:H:w:d:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:t:H:w:a:d:m")) != -1) {
 		switch (opt) {
 		case 'p': nr_pages = strtoul(optarg, NULL, 0); break;
 		case 't': nr_threads = strtoul(optarg, NULL, 0); break;
 		case 'H': cfg.threads = strtoul(optarg, NULL, 0); break;
 		case 'w': cfg.window = strtoul(optarg, NULL, 0); break;
 		case 'd': cfg.read_delay_us = strtoul(optarg, NULL, 0); break;
+		case 'a': cfg.prefetch = strtoul(optarg, NULL, 0); break;
+		case 'm': map_image = true; break;
 		default: usage(argv[0]);
 		}
 	}
@@ -189,6 +192,12 @@ int main(int argc, char **argv)
 			die("mmap");
 	} else {
 		cfg.snapshot = make_snapshot();
+		if (map_image) {
+			cfg.image = mmap(NULL, size, PROT_READ, MAP_PRIVATE,
+					 cfg.snapshot, 0);
+			if (cfg.image == MAP_FAILED)
+				die("mmap snapshot");
+		}
 		cfg.gmem = gmem_create(size);
 		area = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
 			    cfg.gmem, 0);
@@ -224,9 +233,11 @@ int main(int argc, char **argv)
 				return 1;
 			}
 
-	printf("mode=%s threads=%zu handlers=%u window=%u delay_us=%u pages=%zu seconds=%.3f pages_per_s=%.0f faults=%lu reads=%lu stale=%lu eexist=%lu\n",
-	       mode, nr_threads, r ? (cfg.mode == RESTORE_URING ? 1 : cfg.threads) : 0,
-	       r ? cfg.window : 0, r ? cfg.read_delay_us : 0, nr_pages, seconds,
+	printf("mode=%s source=%s threads=%zu handlers=%u window=%u prefetch=%u delay_us=%u pages=%zu seconds=%.3f pages_per_s=%.0f faults=%lu reads=%lu stale=%lu eexist=%lu\n",
+	       mode, !r ? "-" : map_image ? "mapped" : "read", nr_threads,
+	       r ? (cfg.mode == RESTORE_URING ? 1 : cfg.threads) : 0,
+	       r ? cfg.window : 0, r ? cfg.prefetch : 0,
+	       r ? cfg.read_delay_us : 0, nr_pages, seconds,
 	       nr_pages / seconds, st.faults, st.reads, st.stale, st.eexist);
 	return 0;
 }

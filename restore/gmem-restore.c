@@ -10,6 +10,8 @@
  *   BUSY       a handler claimed it and is reading, writing or mapping it
  *   DONE       written and mapped; a message for it is stale
  *   DISCARDED  the guest gave it back (UFFD_EVENT_REMOVE): refill with zeroes
+ *   REMOVED    BUSY, and given back meanwhile: when the holder is done it
+ *              punches the page out again, and it becomes DISCARDED
  *   GONE       unmapped (UFFD_EVENT_UNMAP): nothing to do any more
  *
  * A fault claims (ABSENT or DISCARDED -> BUSY) the pages of its window that
@@ -21,6 +23,8 @@
 #include "gmem-restore.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <liburing.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
@@ -37,7 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum page_state { ABSENT, BUSY, DONE, DISCARDED, GONE };
+enum page_state { ABSENT, BUSY, DONE, DISCARDED, REMOVED, GONE };
 
 /* Pages a handler claimed, [first, first + count), all filled the same way. */
 struct run {
@@ -63,7 +67,7 @@ struct handler {
 	pthread_t thread;
 	struct restore_stats stats;
 	char *buf;			/* RESTORE_SYNC: one window */
-	struct run *runs;		/* claim_window()'s output */
+	struct run *runs;		/* claim()'s output */
 	unsigned long *backlog;		/* fault addresses read, not handled */
 	size_t nr_backlog, backlog_size;
 	/* RESTORE_URING */
@@ -113,9 +117,9 @@ static unsigned long page_addr(struct restore *r, size_t page)
 	return (unsigned long)r->cfg.area + page * r->page_size;
 }
 
-/* Move every page of [start, end) in state @from (any but BUSY if -1) to @to. */
+/* Every page of [start, end): BUSY ones to @busy_to, the others to @to. */
 static void set_range(struct restore *r, unsigned long start, unsigned long end,
-		      int from, unsigned char to)
+		      unsigned char to, unsigned char busy_to)
 {
 	unsigned long base = (unsigned long)r->cfg.area;
 
@@ -127,12 +131,8 @@ static void set_range(struct restore *r, unsigned long start, unsigned long end,
 	for (size_t p = start; p < end; p++) {
 		unsigned char s = atomic_load(&r->state[p]);
 
-		/*
-		 * A BUSY page is being filled from the snapshot right now;
-		 * the handler that holds it finishes the job (see README).
-		 */
-		while (s != BUSY && (from < 0 || s == from) &&
-		       !atomic_compare_exchange_weak(&r->state[p], &s, to))
+		while (!atomic_compare_exchange_weak(&r->state[p], &s,
+						     s == BUSY ? busy_to : to))
 			;
 	}
 }
@@ -189,12 +189,12 @@ static size_t read_messages(struct handler *h)
 				/* The guest gave the memory back: zeroes from now on. */
 				h->stats.removes++;
 				set_range(r, m->arg.remove.start, m->arg.remove.end,
-					  -1, DISCARDED);
+					  DISCARDED, REMOVED);
 				break;
 			case UFFD_EVENT_UNMAP:
 				h->stats.unmaps++;
 				set_range(r, m->arg.remove.start, m->arg.remove.end,
-					  -1, GONE);
+					  GONE, BUSY);
 				break;
 			default:
 				fatal(r, "unexpected userfaultfd event %u", m->event);
@@ -204,16 +204,16 @@ static size_t read_messages(struct handler *h)
 }
 
 /*
- * Claim the pages of @page's window (aligned to the window size) that
- * nobody filled or is filling, as runs of neighbours filled the same way.
+ * Claim the pages of [first, end) that nobody filled or is filling, as runs
+ * of at most a window of neighbours filled the same way, appended to h->runs[n...]; returns the
+ * new number of runs.
  */
-static size_t claim_window(struct handler *h, size_t page)
+static size_t claim(struct handler *h, size_t first, size_t end, size_t n)
 {
 	struct restore *r = h->r;
-	size_t w = r->cfg.window, first = page - page % w;
-	size_t end = first + w < r->nr_pages ? first + w : r->nr_pages;
-	size_t n = 0;
 
+	if (end > r->nr_pages)
+		end = r->nr_pages;
 	for (size_t p = first; p < end; p++) {
 		unsigned char s = atomic_load(&r->state[p]);
 		bool zero = s == DISCARDED;
@@ -221,12 +221,37 @@ static size_t claim_window(struct handler *h, size_t page)
 		if ((s != ABSENT && s != DISCARDED) ||
 		    !atomic_compare_exchange_strong(&r->state[p], &s, BUSY))
 			continue;
+		/* A run fits one window buffer. */
 		if (n && h->runs[n - 1].first + h->runs[n - 1].count == p &&
-		    h->runs[n - 1].zero == zero)
+		    h->runs[n - 1].zero == zero &&
+		    h->runs[n - 1].count < r->cfg.window)
 			h->runs[n - 1].count++;
 		else
 			h->runs[n++] = (struct run){ p, 1, zero };
 	}
+	return n;
+}
+
+static bool run_has(const struct run *run, size_t page)
+{
+	return page >= run->first && page < run->first + run->count;
+}
+
+/*
+ * The runs to fill for a fault on @page: its window (aligned to the window
+ * size), then, if the fault found the page absent, the prefetch windows
+ * after it. *@claimed tells whether @page is among them.
+ */
+static size_t claim_fault(struct handler *h, size_t page, bool *claimed)
+{
+	size_t w = h->r->cfg.window, first = page - page % w;
+	size_t n = claim(h, first, first + w, 0);
+
+	*claimed = false;
+	for (size_t i = 0; i < n; i++)
+		*claimed |= run_has(&h->runs[i], page);
+	if (*claimed && h->r->cfg.prefetch)
+		n = claim(h, first + w, first + w * (1 + h->r->cfg.prefetch), n);
 	return n;
 }
 
@@ -331,6 +356,16 @@ static void map_run(struct handler *h, const struct run *run)
 			if (!read_messages(h))
 				sched_yield();	/* another handler reads it */
 			break;
+		case EFAULT:
+			/*
+			 * The page left the file after we wrote it: the guest
+			 * removed it. finish_run() makes it DISCARDED; wake
+			 * whoever waits, to fault again and get zeroes.
+			 */
+			set_range(r, start, start + 1, REMOVED, REMOVED);
+			wake(h, start, r->page_size);
+			start += r->page_size;
+			break;
 		case ENOENT:
 			return;
 		default:
@@ -343,12 +378,26 @@ static void map_run(struct handler *h, const struct run *run)
 /* The run is filled and mapped: messages for its pages are stale now. */
 static void finish_run(struct handler *h, const struct run *run)
 {
+	struct restore *r = h->r;
+
 	map_run(h, run);
 	for (size_t p = run->first; p < run->first + run->count; p++) {
-		unsigned char busy = BUSY;
+		unsigned char s = BUSY;
 
-		/* An UNMAP or REMOVE read meanwhile (by map_run) wins. */
-		atomic_compare_exchange_strong(&h->r->state[p], &busy, DONE);
+		if (atomic_compare_exchange_strong(&r->state[p], &s, DONE) ||
+		    s != REMOVED)
+			continue;
+		/*
+		 * Removed while we filled it: whether the hole was punched
+		 * before or after our write, punch it again so that it reads
+		 * as zeroes, like every removed page.
+		 */
+		if (fallocate(r->cfg.gmem, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      p * r->page_size, r->page_size))
+			fatal(r, "punching a removed page out of the guest_memfd: %s",
+			      strerror(errno));
+		atomic_store(&r->state[p], DISCARDED);
+		wake(h, page_addr(r, p), r->page_size);
 	}
 	if (run->zero)
 		h->stats.zero_pages += run->count;
@@ -381,30 +430,27 @@ static bool fault_page(struct handler *h, unsigned long addr, size_t *page)
 	return true;
 }
 
-static bool run_has(const struct run *run, size_t page)
-{
-	return page >= run->first && page < run->first + run->count;
-}
-
 static void sync_fault(struct handler *h, unsigned long addr)
 {
 	size_t page, n;
-	bool claimed = false;
+	bool claimed;
 
 	if (!fault_page(h, addr, &page))
 		return;
-	n = claim_window(h, page);
+	n = claim_fault(h, page, &claimed);
 	for (size_t i = 0; i < n; i++) {
 		const struct run *run = &h->runs[i];
 
 		if (run->zero) {
 			populate(h, h->r->zeroes, run, 0);
+		} else if (h->r->cfg.image) {
+			populate(h, h->r->cfg.image + run->first * h->r->page_size,
+				 run, 0);
 		} else {
 			read_snapshot(h, run);
 			populate(h, h->buf, run, 0);
 		}
 		finish_run(h, run);
-		claimed |= run_has(run, page);
 	}
 	if (!claimed)
 		fault_not_claimed(h, page);
@@ -473,6 +519,15 @@ static void uring_submit(struct handler *h, unsigned int i)
 	size_t len = s->run.count * r->page_size;
 	struct io_uring_sqe *sqe;
 
+	if (r->cfg.image) {	/* mapped snapshot: no read, one copy */
+		sqe = get_sqe(h);
+		io_uring_prep_write(sqe, r->cfg.gmem,
+				    r->cfg.image + s->run.first * r->page_size,
+				    len, s->run.first * r->page_size);
+		io_uring_sqe_set_data64(sqe, (uint64_t)i << 2 | TAG_WRITE);
+		h->inflight++;
+		return;
+	}
 	if (r->cfg.read_delay_us) {
 		sqe = get_sqe(h);
 		io_uring_prep_timeout(sqe, &h->delay, 0,
@@ -513,15 +568,14 @@ static void uring_start_pending(struct handler *h)
 static void uring_fault(struct handler *h, unsigned long addr)
 {
 	size_t page, n;
-	bool claimed = false;
+	bool claimed;
 
 	if (!fault_page(h, addr, &page))
 		return;
-	n = claim_window(h, page);
+	n = claim_fault(h, page, &claimed);
 	for (size_t i = 0; i < n; i++) {
 		const struct run *run = &h->runs[i];
 
-		claimed |= run_has(run, page);
 		if (run->zero) {	/* rare: no I/O to overlap */
 			populate(h, h->r->zeroes, run, 0);
 			finish_run(h, run);
@@ -559,7 +613,9 @@ static void uring_complete(struct handler *h, struct io_uring_cqe *cqe)
 			      strerror(-cqe->res));
 		/* Stopped at a populated page: the rest, one by one. */
 		if (cqe->res != (int)len)
-			populate(h, s->buf, &s->run,
+			populate(h, h->r->cfg.image ?
+				 h->r->cfg.image + s->run.first * h->r->page_size :
+				 s->buf, &s->run,
 				 cqe->res > 0 ? cqe->res / h->r->page_size : 0);
 		finish_run(h, &s->run);
 		s->used = false;
@@ -640,7 +696,8 @@ struct restore *restore_start(const struct restore_config *cfg)
 		size_t wsize = r->cfg.window * r->page_size;
 
 		h->r = r;
-		h->runs = calloc(r->cfg.window, sizeof(*h->runs));
+		h->runs = calloc((size_t)r->cfg.window * (1 + r->cfg.prefetch),
+				 sizeof(*h->runs));
 		h->buf = malloc(wsize);
 		if (!h->runs || !h->buf)
 			goto nomem;

@@ -30,8 +30,20 @@ struct restore_config {
 	size_t size;
 	int snapshot;		/* the memory image, at snapshot_offset */
 	off_t snapshot_offset;
+	/*
+	 * Or the image mapped (a local snapshot file, MAP_PRIVATE): RESTORE_SYNC
+	 * then writes the guest_memfd straight from it, one copy instead of
+	 * pread's two.
+	 */
+	const char *image;
 	enum restore_mode mode;
 	unsigned int window;	/* pages resolved per fault (1: just the page) */
+	/*
+	 * Sequential readahead: a fault that finds its window absent also
+	 * fills this many windows after it, so that a vCPU walking through
+	 * memory finds them mapped (0: off).
+	 */
+	unsigned int prefetch;
 	unsigned int threads;	/* RESTORE_SYNC handler threads */
 	/* Simulated storage latency: wait this long before each snapshot read. */
 	unsigned int read_delay_us;
@@ -58,7 +70,11 @@ struct restore;
 
 /* Start serving faults; NULL with errno set on failure. */
 struct restore *restore_start(const struct restore_config *cfg);
-/* Stop the handler threads, fill @stats (may be NULL) and free @r. */
+/*
+ * Stop the handler threads, fill @stats (may be NULL) and free @r. Nobody
+ * reads the userfaultfd after this: with UFFD_FEATURE_EVENT_UNMAP, close it
+ * before unmapping the area, or munmap() waits for its event forever.
+ */
 void restore_stop(struct restore *r, struct restore_stats *stats);
 
 #endif
