@@ -8,11 +8,13 @@
  *   lazy-restore save FILE MIB
  *       write a snapshot: a header and MIB MiB of guest memory, a made-up
  *       guest whose code at 0x1000 hashes all of memory
- *   lazy-restore restore FILE [-m sync|uring] [-w WINDOW] [-H HANDLERS]
- *                             [-d READ_DELAY_US]
+ *   lazy-restore restore FILE [-m sync|uring] [-w WINDOW] [-a PREFETCH]
+ *                             [-H HANDLERS] [-d READ_DELAY_US]
  *       restore it lazily and run it: the guest hashes every byte of its
  *       memory and reports the result on I/O port 0x10; it must be the
- *       hash the snapshot header recorded
+ *       hash the snapshot header recorded. -w pages per fault, -a windows
+ *       read ahead, -H synchronous handler threads, -d simulated latency
+ *       of each snapshot read (see restore/gmem-restore.h)
  *
  * The snapshot header is checked before the guest starts (magic, sizes, a
  * file shorter than its memory image); corrupted memory shows up as a hash
@@ -294,11 +296,11 @@ static int restore(const char *path, struct restore_config *cfg)
 	}
 	restore_stop(r, &st);
 
-	printf("restored %llu MiB lazily in %.2f s: %lu faults, %lu pages from the snapshot in %lu reads (%s handler, window %u)\n",
+	printf("restored %llu MiB lazily in %.2f s: %lu faults, %lu pages from the snapshot in %lu reads (%s handler, window %u, prefetch %u)\n",
 	       (unsigned long long)hdr.memory_size >> 20, now_s() - t0,
 	       st.faults, st.pages, st.reads,
 	       cfg->mode == RESTORE_URING ? "io_uring" : "synchronous",
-	       cfg->window);
+	       cfg->window, cfg->prefetch);
 	if (hash != hdr.hash) {
 		fprintf(stderr, "lazy-restore: guest memory hash %#x, the snapshot header says %#x: the snapshot is corrupt\n",
 			hash, hdr.hash);
@@ -312,7 +314,7 @@ static int restore(const char *path, struct restore_config *cfg)
 static void usage(const char *prog)
 {
 	fprintf(stderr, "usage: %s save FILE MIB\n"
-		"       %s restore FILE [-m sync|uring] [-w WINDOW] [-H HANDLERS] [-d READ_DELAY_US]\n",
+		"       %s restore FILE [-m sync|uring] [-w WINDOW] [-a PREFETCH] [-H HANDLERS] [-d READ_DELAY_US]\n",
 		prog, prog);
 	exit(2);
 }
@@ -327,7 +329,7 @@ int main(int argc, char **argv)
 	if (argc < 3 || strcmp(argv[1], "restore"))
 		usage(argv[0]);
 	optind = 3;
-	while ((opt = getopt(argc, argv, "m:w:H:d:")) != -1) {
+	while ((opt = getopt(argc, argv, "m:w:H:a:d:")) != -1) {
 		switch (opt) {
 		case 'm':
 			if (!strcmp(optarg, "uring"))
@@ -337,6 +339,7 @@ int main(int argc, char **argv)
 			break;
 		case 'w': cfg.window = strtoul(optarg, NULL, 0); break;
 		case 'H': cfg.threads = strtoul(optarg, NULL, 0); break;
+		case 'a': cfg.prefetch = strtoul(optarg, NULL, 0); break;
 		case 'd': cfg.read_delay_us = strtoul(optarg, NULL, 0); break;
 		default: usage(argv[0]);
 		}

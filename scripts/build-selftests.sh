@@ -3,7 +3,7 @@
 # build/linux with its own uAPI headers (headers_install), never the host's.
 #
 # Usage: scripts/build-selftests.sh
-# Output: build/selftests/{mm,kvm,examples,bench}/..., the layout the plan's
+# Output: build/selftests/{mm,kvm,examples,bench,restore}/..., the layout the plan's
 # commands use; examples/*.c and bench/*.c (with restore/) are built there too.
 set -euo pipefail
 # shellcheck source=scripts/common.sh
@@ -48,8 +48,8 @@ step "building ${#mm_targets[@]} mm and ${#kvm_targets[@]} KVM selftests (static
 
 # Our own programs (examples/*.c, bench/*.c): one file each, same headers,
 # linked with the reference handler library (restore/) and liburing.
-step "building examples and benchmarks"
-for dir in examples bench; do
+step "building examples, benchmarks and the restore library's tests"
+for dir in examples bench restore/test; do
 	mkdir -p "$obj/$dir"
 	for c in "$TOP/$dir"/*.c; do
 		ccache gcc -static -O2 -Wall -Werror -pthread -isystem "$HDR/include" \
@@ -64,5 +64,5 @@ while read -r t; do
 	mkdir -p "$(dirname "$KSELFTEST/$t")"
 	cp "$obj/$t" "$KSELFTEST/$t"
 done < <(wanted)
-cp -r "$obj/examples" "$obj/bench" "$KSELFTEST/"
-info "$(wanted | wc -l) selftests, $(find "$KSELFTEST/examples" "$KSELFTEST/bench" -type f | wc -l) examples and benchmarks in ${KSELFTEST#"$TOP"/}"
+cp -r "$obj/examples" "$obj/bench" "$obj/restore" "$KSELFTEST/"
+info "$(wanted | wc -l) selftests, $(find "$KSELFTEST/examples" "$KSELFTEST/bench" "$KSELFTEST/restore" -type f | wc -l) examples, benchmarks and tests of ours in ${KSELFTEST#"$TOP"/}"

@@ -3,7 +3,9 @@
 # through userfaultfd, with the paging rate of each backing: anonymous memory
 # (MISSING, UFFDIO_COPY), shmem (MINOR, UFFDIO_CONTINUE) and guest_memfd
 # (MISSING answered by pwrite() + UFFDIO_CONTINUE; MINOR by UFFDIO_CONTINUE).
-# Then the README's minimal handler (examples/gmem-uffd-handler.c) runs.
+# Then the README's minimal handler (examples/gmem-uffd-handler.c) runs, and
+# a guest is restored lazily from a snapshot file by the reference handler
+# (restore/, examples/lazy-restore.c) and hashes all of its memory.
 set -euo pipefail
 
 rate() {
@@ -27,3 +29,16 @@ printf '  %-48s %s\n' "guest_memfd / MINOR (UFFDIO_CONTINUE)" "$gmem_minor"
 echo
 echo "examples/gmem-uffd-handler: a userspace reader of 4096 guest_memfd pages"
 examples/gmem-uffd-handler 4096
+echo
+echo "examples/lazy-restore: a KVM guest restored lazily from a snapshot file;"
+echo "the guest hashes all of its memory, which must match the snapshot's hash"
+examples/lazy-restore save /tmp/guest.snap "${DEMO_SNAPSHOT_MIB:-64}"
+examples/lazy-restore restore /tmp/guest.snap -m sync -w 1
+examples/lazy-restore restore /tmp/guest.snap -m sync -w 16 -a 4 -H 2
+examples/lazy-restore restore /tmp/guest.snap -m uring -w 16 -a 4
+echo "and with a page of the snapshot overwritten (this must fail):"
+dd if=/dev/zero of=/tmp/guest.snap bs=4096 seek=1000 count=1 conv=notrunc 2> /dev/null
+if examples/lazy-restore restore /tmp/guest.snap -m uring -w 16 -a 4; then
+	echo "demo: a corrupted snapshot was not detected" >&2
+	exit 1
+fi
