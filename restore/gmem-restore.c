@@ -430,14 +430,9 @@ static bool fault_page(struct handler *h, unsigned long addr, size_t *page)
 	return true;
 }
 
-static void sync_fault(struct handler *h, unsigned long addr)
+/* Fill and map the runs claim() found. */
+static void sync_fill(struct handler *h, size_t n)
 {
-	size_t page, n;
-	bool claimed;
-
-	if (!fault_page(h, addr, &page))
-		return;
-	n = claim_fault(h, page, &claimed);
 	for (size_t i = 0; i < n; i++) {
 		const struct run *run = &h->runs[i];
 
@@ -452,6 +447,43 @@ static void sync_fault(struct handler *h, unsigned long addr)
 		}
 		finish_run(h, run);
 	}
+}
+
+/*
+ * Readahead, a window at a time, so that handler threads share it: each
+ * claims the next window nobody has, and they fill them side by side.
+ */
+static void sync_prefetch(struct handler *h, size_t window_first)
+{
+	size_t w = h->r->cfg.window;
+
+	for (size_t j = 1; j <= h->r->cfg.prefetch; j++) {
+		size_t first = window_first + j * w;
+
+		if (first >= h->r->nr_pages)
+			break;
+		sync_fill(h, claim(h, first, first + w, 0));
+	}
+}
+
+static void sync_fault(struct handler *h, unsigned long addr)
+{
+	size_t page, first, n;
+	bool claimed = false;
+
+	if (!fault_page(h, addr, &page))
+		return;
+	first = page - page % h->r->cfg.window;
+	n = claim(h, first, first + h->r->cfg.window, 0);
+	for (size_t i = 0; i < n; i++)
+		claimed |= run_has(&h->runs[i], page);
+	sync_fill(h, n);
+	/*
+	 * A vCPU waits on a page another handler is filling: read ahead of
+	 * it too, beside that handler.
+	 */
+	if (claimed || atomic_load(&h->r->state[page]) == BUSY)
+		sync_prefetch(h, first);
 	if (!claimed)
 		fault_not_claimed(h, page);
 }

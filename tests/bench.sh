@@ -4,6 +4,7 @@
 # table. Two workloads:
 #   uffd-bench   userspace fault round trip, no vCPU (bench/uffd-bench.c)
 #   dpt          KVM vCPU demand paging (kvm/demand_paging_test)
+#   restore      lazy restore from a snapshot (bench/restore-bench.c)
 set -uo pipefail
 runs=${BENCH_RUNS:-5}
 pages=${BENCH_PAGES:-4096}	# uffd-bench: pages per run
@@ -38,6 +39,35 @@ dpt() {
 	echo "RESULT dpt backend=$name vcpus=$vcpus uffds=$uffds rate=$rate"
 }
 
+# Lazy restore of guest_memfd from a snapshot (bench/restore-bench.c, the
+# restore/ handler): MODE and options per line. Sequential access by one
+# thread against first touch without userfaultfd, then two faulting threads
+# with 75 us of simulated latency per snapshot read: io_uring with one
+# thread against as many synchronous threads as faulting threads.
+restore_configs="first-touch -p 16384
+sync -p 16384 -w 1
+sync -p 16384 -w 16
+sync -p 16384 -w 16 -m
+sync -p 16384 -w 16 -a 8 -H 2
+sync -p 16384 -w 16 -a 8 -m -H 2
+uring -p 16384 -w 16 -a 8
+uring -p 16384 -w 16 -a 8 -m
+sync -p 4096 -t 2 -H 2 -d 75 -w 1
+uring -p 4096 -t 2 -d 75 -w 1
+sync -p 4096 -t 2 -H 2 -d 75 -w 1 -a 16
+uring -p 4096 -t 2 -d 75 -w 1 -a 16
+sync -p 4096 -t 2 -H 2 -d 75 -w 16 -a 8
+uring -p 4096 -t 2 -d 75 -w 16 -a 8"
+
+restore_bench() {
+	local line out
+	while read -r line; do
+		# shellcheck disable=SC2086 # the options are words
+		out=$(bench/restore-bench $line) || fail "restore-bench $line failed: $out"
+		echo "RESULT restore ${out}"
+	done <<< "$restore_configs"
+}
+
 for ((r = 1; r <= runs; r++)); do
 	echo "# run $r of $runs"
 	for b in $uffd_backends; do
@@ -54,6 +84,7 @@ for ((r = 1; r <= runs; r++)); do
 		dpt "$name" "$backing" "$mode" 2 0
 		[ "$mode" = none ] || dpt "$name" "$backing" "$mode" 2 1
 	done
+	restore_bench
 done
 # Latency distributions for the plot: one thread, one handler.
 for b in $uffd_backends; do
