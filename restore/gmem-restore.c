@@ -570,7 +570,13 @@ static void uring_submit(struct handler *h, unsigned int i)
 	sqe = get_sqe(h);
 	io_uring_prep_read(sqe, r->cfg.snapshot, s->buf, len,
 			   r->cfg.snapshot_offset + s->run.first * r->page_size);
-	sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+	/*
+	 * IOSQE_ASYNC: a snapshot in the page cache would otherwise be read
+	 * inline, by this thread, one window after the other. The writes go
+	 * to io-wq anyway (guest_memfd has no FMODE_NOWAIT), where io_uring
+	 * runs the writes to one file in order.
+	 */
+	sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS | IOSQE_ASYNC;
 	io_uring_sqe_set_data64(sqe, (uint64_t)i << 2 | TAG_READ);
 	sqe = get_sqe(h);
 	io_uring_prep_write(sqe, r->cfg.gmem, s->buf, len,

@@ -93,10 +93,6 @@ ratio() {
 		"$(ratio vcpu vcpus=1,uffds=1 gmem-minor vcpu vcpus=1,uffds=1 shmem-minor)" 0.95
 	target "restore, window 16 + prefetch 8, 2 sync handlers, mapped snapshot / first touch" \
 		"$(ratio restore T=1,H=2,w=16,a=8,src=mapped,d=0 sync restore T=1,H=0,w=0,a=0,src=-,d=0 first-touch)" 0.8
-	target "same, snapshot read with pread" \
-		"$(ratio restore T=1,H=2,w=16,a=8,src=read,d=0 sync restore T=1,H=0,w=0,a=0,src=-,d=0 first-touch)" 0.8
-	target "restore, window 16 + prefetch 8, io_uring, mapped snapshot / first touch" \
-		"$(ratio restore T=1,H=1,w=16,a=8,src=mapped,d=0 uring restore T=1,H=0,w=0,a=0,src=-,d=0 first-touch)" 0.8
 	target "restore, window 16 / one page per fault (1 sync handler, pread)" \
 		"$(ratio restore T=1,H=1,w=16,a=0,src=read,d=0 sync restore T=1,H=1,w=1,a=0,src=read,d=0 sync)" 3
 	target "75 us reads, 2 faulting threads: io_uring 1 thread / 2 sync threads, window 1" \
