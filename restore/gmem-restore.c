@@ -571,12 +571,15 @@ static void uring_submit(struct handler *h, unsigned int i)
 	io_uring_prep_read(sqe, r->cfg.snapshot, s->buf, len,
 			   r->cfg.snapshot_offset + s->run.first * r->page_size);
 	/*
-	 * IOSQE_ASYNC: a snapshot in the page cache would otherwise be read
-	 * inline, by this thread, one window after the other. The writes go
-	 * to io-wq anyway (guest_memfd has no FMODE_NOWAIT), where io_uring
-	 * runs the writes to one file in order.
+	 * A snapshot in the page cache is read inline, by this thread: fine
+	 * for a page, but windows would be copied one after the other, so
+	 * they go to io-wq (IOSQE_ASYNC). The writes go to io-wq anyway
+	 * (guest_memfd has no FMODE_NOWAIT), which runs the writes to one
+	 * file in order.
 	 */
-	sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS | IOSQE_ASYNC;
+	sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+	if (s->run.count > 1)
+		sqe->flags |= IOSQE_ASYNC;
 	io_uring_sqe_set_data64(sqe, (uint64_t)i << 2 | TAG_READ);
 	sqe = get_sqe(h);
 	io_uring_prep_write(sqe, r->cfg.gmem, s->buf, len,
