@@ -91,8 +91,8 @@ ratio() {
 		"$(ratio uffd-bench T=1,H=1 gmem-minor uffd-bench T=1,H=1 shmem-minor)" 0.95
 	target "same, KVM demand paging, 1 vCPU" \
 		"$(ratio vcpu vcpus=1,uffds=1 gmem-minor vcpu vcpus=1,uffds=1 shmem-minor)" 0.95
-	target "restore, window 16 + prefetch 8, 2 sync handlers, mapped snapshot / first touch" \
-		"$(ratio restore T=1,H=2,w=16,a=8,src=mapped,d=0 sync restore T=1,H=0,w=0,a=0,src=-,d=0 first-touch)" 0.8
+	target "restore, window 16 + prefetch 32, 2 sync handlers, mapped snapshot / first touch" \
+		"$(ratio restore T=1,H=2,w=16,a=32,src=mapped,d=0 sync restore T=1,H=0,w=0,a=0,src=-,d=0 first-touch)" 0.8
 	target "restore, window 16 / one page per fault (1 sync handler, pread)" \
 		"$(ratio restore T=1,H=1,w=16,a=0,src=read,d=0 sync restore T=1,H=1,w=1,a=0,src=read,d=0 sync)" 3
 	# "Matches": the two are within the run-to-run noise of each other.
@@ -100,8 +100,8 @@ ratio() {
 		"$(ratio restore T=2,H=1,w=1,a=0,src=read,d=75 uring restore T=2,H=2,w=1,a=0,src=read,d=75 sync)" 0.9
 	target "same, window 1 + prefetch 16 (beats)" \
 		"$(ratio restore T=2,H=1,w=1,a=16,src=read,d=75 uring restore T=2,H=2,w=1,a=16,src=read,d=75 sync)" 1
-	target "same, window 16 + prefetch 8 (beats)" \
-		"$(ratio restore T=2,H=1,w=16,a=8,src=read,d=75 uring restore T=2,H=2,w=16,a=8,src=read,d=75 sync)" 1
+	target "same, window 16 + prefetch 32 (beats)" \
+		"$(ratio restore T=2,H=1,w=16,a=32,src=read,d=75 uring restore T=2,H=2,w=16,a=32,src=read,d=75 sync)" 1
 	echo
 	echo "## Fault round trip and KVM demand paging"
 	echo

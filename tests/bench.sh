@@ -48,16 +48,16 @@ restore_configs="first-touch -p 16384
 sync -p 16384 -w 1
 sync -p 16384 -w 16
 sync -p 16384 -w 16 -m
-sync -p 16384 -w 16 -a 8 -H 2
-sync -p 16384 -w 16 -a 8 -m -H 2
-uring -p 16384 -w 16 -a 8
-uring -p 16384 -w 16 -a 8 -m
+sync -p 16384 -w 16 -a 32 -H 2
+sync -p 16384 -w 16 -a 32 -m -H 2
+uring -p 16384 -w 16 -a 32
+uring -p 16384 -w 16 -a 32 -m
 sync -p 4096 -t 2 -H 2 -d 75 -w 1
 uring -p 4096 -t 2 -d 75 -w 1
 sync -p 4096 -t 2 -H 2 -d 75 -w 1 -a 16
 uring -p 4096 -t 2 -d 75 -w 1 -a 16
-sync -p 4096 -t 2 -H 2 -d 75 -w 16 -a 8
-uring -p 4096 -t 2 -d 75 -w 16 -a 8"
+sync -p 4096 -t 2 -H 2 -d 75 -w 16 -a 32
+uring -p 4096 -t 2 -d 75 -w 16 -a 32"
 
 restore_bench() {
 	local line out

@@ -34,11 +34,11 @@ echo "examples/lazy-restore: a KVM guest restored lazily from a snapshot file;"
 echo "the guest hashes all of its memory, which must match the snapshot's hash"
 examples/lazy-restore save /tmp/guest.snap "${DEMO_SNAPSHOT_MIB:-64}"
 examples/lazy-restore restore /tmp/guest.snap -m sync -w 1
-examples/lazy-restore restore /tmp/guest.snap -m sync -w 16 -a 8 -H 2
-examples/lazy-restore restore /tmp/guest.snap -m uring -w 16 -a 8
+examples/lazy-restore restore /tmp/guest.snap -m sync -w 16 -a 32 -H 2
+examples/lazy-restore restore /tmp/guest.snap -m uring -w 16 -a 32
 echo "and with a page of the snapshot overwritten (this must fail):"
 dd if=/dev/zero of=/tmp/guest.snap bs=4096 seek=1000 count=1 conv=notrunc 2> /dev/null
-if examples/lazy-restore restore /tmp/guest.snap -m uring -w 16 -a 8; then
+if examples/lazy-restore restore /tmp/guest.snap -m uring -w 16 -a 32; then
 	echo "demo: a corrupted snapshot was not detected" >&2
 	exit 1
 fi
