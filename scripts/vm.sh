@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Boot build/obj-$VARIANT's kernel in QEMU and run one command in the guest.
 #
-# Usage: scripts/vm.sh [-t SECONDS] [-a PATH]... [-m MODULE]... [-l LOG] [-p PREFIX] -- COMMAND
+# Usage: scripts/vm.sh [-t SECONDS] [-i SECONDS] [-a PATH]... [-m MODULE]... [-l LOG] [-p PREFIX] -- COMMAND
 #   -a PATH    copy a file or directory into /extra/ in the guest (repeatable)
 #   -m MODULE  modprobe MODULE before the command (CONFIG_KVM=m builds)
 #   -t SECONDS kill the guest after this long (default 600) and fail
+#   -i SECONDS kill the guest and fail if its console is silent this long
 #   -l LOG     keep the console log there (default build/vm-$VARIANT.log)
 #   -p PREFIX  print each console line behind PREFIX
 #
@@ -22,10 +23,12 @@ log=$BUILD/vm-$VARIANT.log
 adds=()
 modules=()
 prefix=
-usage="usage: $0 [-t SECONDS] [-a PATH]... [-m MODULE]... [-l LOG] [-p PREFIX] -- COMMAND"
-while getopts "t:a:m:l:p:" opt; do
+idle_s=0
+usage="usage: $0 [-t SECONDS] [-i SECONDS] [-a PATH]... [-m MODULE]... [-l LOG] [-p PREFIX] -- COMMAND"
+while getopts "t:i:a:m:l:p:" opt; do
 	case $opt in
 	t) timeout_s=$OPTARG ;;
+	i) idle_s=$OPTARG ;;
 	a) adds+=("$OPTARG") ;;
 	m) modules+=("$OPTARG") ;;
 	l) log=$OPTARG ;;
@@ -61,9 +64,22 @@ cat "$base_initrd" "$work/extra.cpio.gz" > "$work/initrd.gz"
 
 # Console lines go to the log and, behind the prefix, to the terminal, as they
 # come (awk implementations such as mawk would hold them back in a buffer).
+# With -i, a console silent for that long means a wedged guest: stop QEMU.
 show_console() {
-	local line
-	while IFS= read -r line || [ -n "$line" ]; do
+	local line rc
+	while :; do
+		rc=0
+		if [ "$idle_s" -gt 0 ]; then
+			IFS= read -r -t "$idle_s" line || rc=$?
+		else
+			IFS= read -r line || rc=$?
+		fi
+		if [ "$rc" -gt 128 ]; then
+			: > "$work/idle"
+			kill "$(cat "$work/qemu.pid")" 2> /dev/null
+			continue
+		fi
+		[ "$rc" = 0 ] || [ -n "$line" ] || break
 		line=${line%$'\r'}
 		printf '%s\n' "$line" >&3
 		printf '%s%s\n' "$prefix" "$line"
@@ -74,16 +90,21 @@ accel=$(qemu_accel)
 cpu=max; [ "$accel" = kvm ] && cpu=host
 mkdir -p "$(dirname "$log")"
 set +e
-timeout -k 5 "$timeout_s" \
-	"$QEMU" "${QEMU_ARGS[@]}" -accel "$accel" -cpu "$cpu" \
-	-kernel "$kernel" -initrd "$work/initrd.gz" -append "$KERNEL_CMDLINE" \
-	</dev/null 2>&1 | show_console 3> "$log"
+(
+	echo "$BASHPID" > "$work/qemu.pid"
+	exec timeout -k 5 "$timeout_s" \
+		"$QEMU" "${QEMU_ARGS[@]}" -accel "$accel" -cpu "$cpu" \
+		-kernel "$kernel" -initrd "$work/initrd.gz" -append "$KERNEL_CMDLINE" \
+		</dev/null 2>&1
+) | show_console 3> "$log"
 rc=${PIPESTATUS[0]}
 set -e
 
 status=$(sed -n 's/^@@VM-EXIT-STATUS=\([0-9]*\)@@$/\1/p' "$log" | tail -n 1)
 if [ -z "$status" ]; then
-	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+	if [ -f "$work/idle" ]; then
+		echo "vm: guest killed: its console was silent for ${idle_s} s (hung?); last console lines:" >&2
+	elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 		echo "vm: guest killed after ${timeout_s} s (hung?); last console lines:" >&2
 	else
 		echo "vm: guest stopped without reporting an exit status (QEMU exit $rc); last console lines:" >&2
