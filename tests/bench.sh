@@ -7,7 +7,7 @@
 #   restore      lazy restore from a snapshot (bench/restore-bench.c)
 set -uo pipefail
 runs=${BENCH_RUNS:-5}
-pages=${BENCH_PAGES:-4096}	# uffd-bench: pages per run
+pages=${BENCH_PAGES:-8192}	# uffd-bench: pages per run
 size=${BENCH_SIZE:-16M}		# demand_paging_test: memory per vCPU
 
 uffd_backends="anon-missing shmem-missing shmem-minor gmem-missing gmem-minor first-touch"
