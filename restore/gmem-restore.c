@@ -406,18 +406,24 @@ static void finish_run(struct handler *h, const struct run *run)
 }
 
 /*
- * A fault none of whose pages this handler claimed: if the page is
- * resolved, the message is stale (a duplicate, or the fault was woken by a
- * window's CONTINUE before we read it). Wake it anyway: cheap, and it
- * covers a thread that queued itself just before the page was mapped.
+ * A fault none of whose pages this handler claimed. A page someone else
+ * holds (BUSY) needs nothing: its holder's CONTINUE wakes the fault. A
+ * resolved (DONE) page means a stale message (a duplicate, or a fault a
+ * window's CONTINUE woke before we read it), or a page that left the page
+ * table or the file without an event we saw: CONTINUE it again. EEXIST
+ * (stale) wakes it, a page still in the file is mapped, and one punched
+ * out (EFAULT) is refilled with zeroes on the next fault.
  */
 static void fault_not_claimed(struct handler *h, size_t page)
 {
-	if (atomic_load(&h->r->state[page]) == DONE) {
-		h->stats.stale++;
-		wake(h, page_addr(h->r, page), h->r->page_size);
-	}
-	/* BUSY: its holder's CONTINUE wakes us. GONE: nothing to do. */
+	unsigned char done = DONE;
+	struct run run = { page, 1, false };
+
+	if (!atomic_compare_exchange_strong(&h->r->state[page], &done, BUSY))
+		return;
+	h->stats.stale++;
+	finish_run(h, &run);
+	h->stats.pages--;	/* nothing was written */
 }
 
 static bool fault_page(struct handler *h, unsigned long addr, size_t *page)

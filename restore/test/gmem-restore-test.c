@@ -23,6 +23,7 @@
 #include <linux/kvm.h>
 #include <linux/userfaultfd.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +98,7 @@ static void env_init(struct env *e, enum restore_mode mode, unsigned int window,
 	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
 	char *page = malloc(page_size);
 
+	alarm(60);		/* per test */
 	memset(e, 0, sizeof(*e));
 	e->cfg.mode = mode;
 	e->cfg.window = window;
@@ -324,6 +326,13 @@ static void test_churn(enum restore_mode mode, const char *name)
 	       "a page is neither the snapshot's nor zero");
 }
 
+static void timed_out(int sig)
+{
+	/* A handler that lost a fault leaves its thread asleep: fail, not hang. */
+	printf("Bail out! test %d timed out\n", nr_tests + 1);
+	_exit(1);
+}
+
 int main(void)
 {
 	static const struct {
@@ -336,6 +345,7 @@ int main(void)
 	size = NR_PAGES * page_size;
 	check_kernel();
 	printf("TAP version 13\n1..10\n");
+	signal(SIGALRM, timed_out);
 	for (int i = 0; i < 2; i++) {
 		test_duplicates(modes[i].mode, modes[i].name);
 		test_eexist(modes[i].mode, modes[i].name);
