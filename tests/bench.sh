@@ -68,21 +68,25 @@ restore_bench() {
 	done <<< "$restore_configs"
 }
 
+# Backends compared with each other run back to back, configuration by
+# configuration, so that a drift of the emulator hits them alike.
 for ((r = 1; r <= runs; r++)); do
 	echo "# run $r of $runs"
-	for b in $uffd_backends; do
-		for th in "1 1" "2 1" "2 2"; do
-			read -r t h <<< "$th"
+	for th in "1 1" "2 1" "2 2"; do
+		read -r t h <<< "$th"
+		for b in $uffd_backends; do
 			[ "$b" = first-touch ] && { [ "$h" = 1 ] || continue; h=0; }
 			out=$(bench/uffd-bench "$b" -p "$pages" -t "$t" -H "$h") || fail "uffd-bench $b -t $t failed: $out"
 			echo "RESULT uffd-bench ${out}"
 		done
 	done
-	for spec in $dpt_backends; do
-		IFS=: read -r name backing mode <<< "$spec"
-		dpt "$name" "$backing" "$mode" 1 0
-		dpt "$name" "$backing" "$mode" 2 0
-		[ "$mode" = none ] || dpt "$name" "$backing" "$mode" 2 1
+	for vs in "1 0" "2 0" "2 1"; do
+		read -r vcpus single <<< "$vs"
+		for spec in $dpt_backends; do
+			IFS=: read -r name backing mode <<< "$spec"
+			[ "$mode" = none ] && [ "$single" = 1 ] && continue
+			dpt "$name" "$backing" "$mode" "$vcpus" "$single"
+		done
 	done
 	restore_bench
 done
