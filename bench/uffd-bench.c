@@ -22,7 +22,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/kvm.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
@@ -37,6 +36,8 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "gmem-vm.h"
 
 #define SKIP 4
 
@@ -90,22 +91,15 @@ static double now_us(void)
 
 static int gmem_create(size_t size)
 {
-	struct kvm_create_guest_memfd create = {
-		.size = size,
-		.flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
-	};
-	int kvm, vm, gmem;
+	struct gmem_vm v;
+	const char *why;
+	int gmem, ret = gmem_vm_open(&v, &why);
 
-	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (kvm < 0)
-		skip("no /dev/kvm");
-	vm = ioctl(kvm, KVM_CREATE_VM, 0);
-	if (vm < 0)
-		die("KVM_CREATE_VM");
-	if ((ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS) &
-	     create.flags) != create.flags)
-		skip("guest_memfd has no mmap() of shared memory");
-	gmem = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &create);
+	if (ret > 0)
+		skip(why);
+	if (ret < 0)
+		die(why);
+	gmem = gmem_vm_create(&v, size);
 	if (gmem < 0)
 		die("KVM_CREATE_GUEST_MEMFD");
 	return gmem;

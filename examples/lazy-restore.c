@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "gmem-restore.h"
+#include "gmem-vm.h"
 
 #define SKIP 4
 #define SNAPSHOT_MAGIC	"GMEMSNAP"
@@ -204,9 +205,6 @@ static void setup_vcpu(int vcpu, const struct snapshot_header *hdr)
 
 static int restore(const char *path, struct restore_config *cfg)
 {
-	struct kvm_create_guest_memfd create = {
-		.flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
-	};
 	struct uffdio_api api = {
 		.api = UFFD_API,
 		.features = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP,
@@ -217,7 +215,9 @@ static int restore(const char *path, struct restore_config *cfg)
 	struct restore_stats st;
 	struct kvm_run *run;
 	struct restore *r;
-	int kvm, vm, vcpu, run_size;
+	struct gmem_vm v;
+	const char *why;
+	int vcpu, run_size, ret;
 	uint32_t hash;
 	double t0;
 
@@ -226,19 +226,15 @@ static int restore(const char *path, struct restore_config *cfg)
 		die(path);
 	read_header(cfg->snapshot, path, &hdr);
 	cfg->snapshot_offset = hdr.image_offset;
-	cfg->size = create.size = hdr.memory_size;
+	cfg->size = hdr.memory_size;
 	cfg->fatal = restore_failed;
 
-	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (kvm < 0)
-		skip("no /dev/kvm");
-	vm = ioctl(kvm, KVM_CREATE_VM, 0);
-	if (vm < 0)
-		die("KVM_CREATE_VM");
-	if ((ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS) &
-	     create.flags) != create.flags)
-		skip("guest_memfd has no mmap() of shared memory");
-	cfg->gmem = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &create);
+	ret = gmem_vm_open(&v, &why);
+	if (ret > 0)
+		skip(why);
+	if (ret < 0)
+		die(why);
+	cfg->gmem = gmem_vm_create(&v, cfg->size);
 	if (cfg->gmem < 0)
 		die("KVM_CREATE_GUEST_MEMFD");
 	cfg->area = mmap(NULL, cfg->size, PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -249,7 +245,7 @@ static int restore(const char *path, struct restore_config *cfg)
 	/* Guest memory is the guest_memfd, through its host mapping. */
 	slot.memory_size = cfg->size;
 	slot.userspace_addr = (unsigned long)cfg->area;
-	if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot))
+	if (ioctl(v.vm, KVM_SET_USER_MEMORY_REGION, &slot))
 		die("KVM_SET_USER_MEMORY_REGION");
 
 	cfg->uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -265,8 +261,8 @@ static int restore(const char *path, struct restore_config *cfg)
 		die("UFFDIO_REGISTER");
 	}
 
-	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
-	run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	vcpu = ioctl(v.vm, KVM_CREATE_VCPU, 0);
+	run_size = ioctl(v.kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (vcpu < 0 || run_size < 0)
 		die("KVM_CREATE_VCPU");
 	run = mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);

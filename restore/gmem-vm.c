@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "gmem-vm.h"
+
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#define SHARED_FLAGS (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)
+
+int gmem_vm_open(struct gmem_vm *v, const char **why)
+{
+	v->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (v->kvm < 0) {
+		*why = "no /dev/kvm";
+		return 1;
+	}
+	v->vm = ioctl(v->kvm, KVM_CREATE_VM, 0);
+	if (v->vm < 0) {
+		*why = "KVM_CREATE_VM";
+		return -1;
+	}
+	if ((ioctl(v->vm, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS) &
+	     SHARED_FLAGS) != SHARED_FLAGS) {
+		*why = "guest_memfd has no mmap() of shared memory";
+		return 1;
+	}
+	return 0;
+}
+
+int gmem_vm_create(struct gmem_vm *v, size_t size)
+{
+	struct kvm_create_guest_memfd create = {
+		.size = size,
+		.flags = SHARED_FLAGS,
+	};
+
+	return ioctl(v->vm, KVM_CREATE_GUEST_MEMFD, &create);
+}
