@@ -87,13 +87,9 @@ static int make_snapshot(void)
 static int gmem_create(size_t size)
 {
 	struct gmem_vm v;
-	const char *why;
-	int gmem, ret = gmem_vm_open(&v, &why);
+	int gmem;
 
-	if (ret > 0)
-		skip(why);
-	if (ret < 0)
-		die(why);
+	gmem_vm_require(&v);
 	gmem = gmem_vm_create(&v, size);
 	if (gmem < 0)
 		die("KVM_CREATE_GUEST_MEMFD");

@@ -216,8 +216,7 @@ static int restore(const char *path, struct restore_config *cfg)
 	struct kvm_run *run;
 	struct restore *r;
 	struct gmem_vm v;
-	const char *why;
-	int vcpu, run_size, ret;
+	int vcpu, run_size;
 	uint32_t hash;
 	double t0;
 
@@ -229,11 +228,7 @@ static int restore(const char *path, struct restore_config *cfg)
 	cfg->size = hdr.memory_size;
 	cfg->fatal = restore_failed;
 
-	ret = gmem_vm_open(&v, &why);
-	if (ret > 0)
-		skip(why);
-	if (ret < 0)
-		die(why);
+	gmem_vm_require(&v);
 	cfg->gmem = gmem_vm_create(&v, cfg->size);
 	if (cfg->gmem < 0)
 		die("KVM_CREATE_GUEST_MEMFD");

@@ -69,7 +69,7 @@ struct handler {
 	char *buf;			/* RESTORE_SYNC: one window */
 	struct run *runs;		/* claim()'s output */
 	unsigned long *backlog;		/* fault addresses read, not handled */
-	size_t nr_backlog, backlog_size;
+	size_t backlog_head, nr_backlog, backlog_size;
 	/* RESTORE_URING */
 	struct io_uring ring;
 	struct slot slots[URING_SLOTS];
@@ -153,6 +153,17 @@ static void push_fault(struct handler *h, unsigned long addr)
 				      h->backlog_size * sizeof(*h->backlog));
 	}
 	h->backlog[h->nr_backlog++] = addr;
+}
+
+/* The oldest fault read and not handled yet, in arrival order. */
+static bool pop_fault(struct handler *h, unsigned long *addr)
+{
+	if (h->backlog_head == h->nr_backlog) {
+		h->backlog_head = h->nr_backlog = 0;
+		return false;
+	}
+	*addr = h->backlog[h->backlog_head++];
+	return true;
 }
 
 /*
@@ -399,6 +410,11 @@ static void finish_run(struct handler *h, const struct run *run)
 		atomic_store(&r->state[p], DISCARDED);
 		wake(h, page_addr(r, p), r->page_size);
 	}
+}
+
+/* A run written and mapped: count its pages. */
+static void count_run(struct handler *h, const struct run *run)
+{
 	if (run->zero)
 		h->stats.zero_pages += run->count;
 	else
@@ -423,7 +439,6 @@ static void fault_not_claimed(struct handler *h, size_t page)
 		return;
 	h->stats.stale++;
 	finish_run(h, &run);
-	h->stats.pages--;	/* nothing was written */
 }
 
 static bool fault_page(struct handler *h, unsigned long addr, size_t *page)
@@ -452,6 +467,7 @@ static void sync_fill(struct handler *h, size_t n)
 			populate(h, h->buf, run, 0);
 		}
 		finish_run(h, run);
+		count_run(h, run);
 	}
 }
 
@@ -508,11 +524,9 @@ static void *sync_handler(void *arg)
 
 	handler_init(h);
 	while (!atomic_load(&r->stop)) {
-		if (h->nr_backlog) {
-			unsigned long addr = h->backlog[0];
+		unsigned long addr;
 
-			memmove(h->backlog, h->backlog + 1,
-				--h->nr_backlog * sizeof(*h->backlog));
+		if (pop_fault(h, &addr)) {
 			sync_fault(h, addr);
 			continue;
 		}
@@ -626,6 +640,7 @@ static void uring_fault(struct handler *h, unsigned long addr)
 		if (run->zero) {	/* rare: no I/O to overlap */
 			populate(h, h->r->zeroes, run, 0);
 			finish_run(h, run);
+			count_run(h, run);
 			continue;
 		}
 		if (h->nr_pending == h->pending_size) {
@@ -665,6 +680,7 @@ static void uring_complete(struct handler *h, struct io_uring_cqe *cqe)
 				 s->buf, &s->run,
 				 cqe->res > 0 ? cqe->res / h->r->page_size : 0);
 		finish_run(h, &s->run);
+		count_run(h, &s->run);
 		s->used = false;
 		h->inflight--;
 		break;
@@ -685,15 +701,11 @@ static void *uring_handler(void *arg)
 	while (!atomic_load(&r->stop) || h->inflight) {
 		struct io_uring_cqe *cqe;
 		unsigned int head, seen = 0;
+		unsigned long addr;
 
-		while (h->nr_backlog) {
-			/* Handled in order; a fault's runs wait for slots. */
-			unsigned long addr = h->backlog[0];
-
-			memmove(h->backlog, h->backlog + 1,
-				--h->nr_backlog * sizeof(*h->backlog));
+		/* Handled in order; a fault's runs wait for slots. */
+		while (pop_fault(h, &addr))
 			uring_fault(h, addr);
-		}
 		uring_start_pending(h);
 		ret = io_uring_submit_and_wait_timeout(&h->ring, &cqe, 1, &tick, NULL);
 		if (ret < 0 && ret != -ETIME && ret != -EINTR)

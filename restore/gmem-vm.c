@@ -2,6 +2,8 @@
 #include "gmem-vm.h"
 
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -26,6 +28,21 @@ int gmem_vm_open(struct gmem_vm *v, const char **why)
 		return 1;
 	}
 	return 0;
+}
+
+void gmem_vm_require(struct gmem_vm *v)
+{
+	const char *why;
+	int ret = gmem_vm_open(v, &why);
+
+	if (ret > 0) {
+		printf("SKIP: %s\n", why);
+		exit(4);
+	}
+	if (ret < 0) {
+		perror(why);
+		exit(1);
+	}
 }
 
 int gmem_vm_create(struct gmem_vm *v, size_t size)

@@ -21,6 +21,12 @@ struct gmem_vm {
  */
 int gmem_vm_open(struct gmem_vm *v, const char **why);
 
+/*
+ * gmem_vm_open() for a program: on failure print why and exit, with 4
+ * (kselftest's skip) where the kernel lacks the feature, 1 otherwise.
+ */
+void gmem_vm_require(struct gmem_vm *v);
+
 /* A guest_memfd of @size bytes: its fd, or -1 with errno set. */
 int gmem_vm_create(struct gmem_vm *v, size_t size);
 
