@@ -44,11 +44,16 @@ bench: kernel selftests
 
 # The selftest and example binaries are always in the guest (mm/, kvm/,
 # examples/), ADD files too.
-# CMD reaches the script through the environment, so quotes and ';' survive.
+# CMD reaches the script verbatim, through the environment as VM_CMD: make
+# exports CMD itself expanded, so "$(seq 3)" or "$i" would arrive empty and
+# "$$" as "$". $(value CMD) is the text as given, on the command line or in
+# the environment, and a := variable is not expanded again when exported.
+# tests/harness/test-make-vm-cmd.sh checks this.
+vm: export VM_CMD := $(value CMD)
 vm: kernel selftests
-	@test -n "$$CMD" || { echo "usage: make vm CMD='command' [ADD='file ...']"; exit 2; }
+	@test -n "$$VM_CMD" || { echo "usage: make vm CMD='command' [ADD='file ...']"; exit 2; }
 	@scripts/vm.sh -t $(VM_TIMEOUT) -a build/selftests/mm -a build/selftests/kvm \
-		-a build/selftests/examples $(foreach f,$(ADD),-a $(f)) -- "$$CMD" || \
+		-a build/selftests/examples $(foreach f,$(ADD),-a $(f)) -- "$$VM_CMD" || \
 		{ rc=$$?; echo "vm: exit status $$rc (make itself can only exit 2)"; exit $$rc; }
 
 series-check: deps

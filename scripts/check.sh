@@ -39,11 +39,16 @@ else
 	printf '%s\n' "$out"; record "not ok" "shellcheck"
 fi
 
-if out=$("$TOP/tests/harness/test-console-check.sh" 2>&1); then
-	record ok "harness: console check catches recorded kernel reports"
-else
-	printf '%s\n' "$out"; record "not ok" "harness: console check catches recorded kernel reports"
-fi
+# The harness's own tests (tests/harness/): SCRIPT WHAT-IT-PROVES.
+harness_test() {
+	if out=$("$TOP/tests/harness/$1" 2>&1); then
+		record ok "harness: $2"
+	else
+		printf '%s\n' "$out"; record "not ok" "harness: $2"
+	fi
+}
+harness_test test-console-check.sh "console check catches recorded kernel reports"
+harness_test test-make-vm-cmd.sh "make vm passes CMD to the guest verbatim"
 
 if out=$("$TOP/scripts/tree.sh" 2>&1); then
 	printf '%s\n' "$out"; record ok "series applies to $(git -C "$SRC" log -1 --format=%s "$BASE_TAG" | cut -d' ' -f1-2)"
