@@ -3,8 +3,9 @@
 # build/linux with its own uAPI headers (headers_install), never the host's.
 #
 # Usage: scripts/build-selftests.sh
-# Output: build/selftests/{mm,kvm,examples,bench,restore}/..., the layout the plan's
-# commands use; examples/*.c and bench/*.c (with restore/) are built there too.
+# Output: build/selftests/{mm,kvm,examples,bench,restore,tests}/..., the layout the
+# plan's commands use; examples/*.c, bench/*.c and tests/stress/*.c (with
+# restore/) are built there too.
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "$0")/common.sh"
@@ -46,10 +47,10 @@ step "building ${#mm_targets[@]} mm and ${#kvm_targets[@]} KVM selftests (static
 [ ${#mm_targets[@]} -eq 0 ] || ksmake mm "${mm_targets[@]}"
 [ ${#kvm_targets[@]} -eq 0 ] || ksmake kvm "${kvm_targets[@]}"
 
-# Our own programs (examples/*.c, bench/*.c): one file each, same headers,
-# linked with the reference handler library (restore/) and liburing.
-step "building examples, benchmarks and the restore library's tests"
-for dir in examples bench restore/test; do
+# Our own programs (examples/*.c, bench/*.c, tests/stress/*.c): one file each,
+# same headers, linked with the reference handler library (restore/) and liburing.
+step "building examples, benchmarks, the restore library's tests and the stress tests"
+for dir in examples bench restore/test tests/stress; do
 	mkdir -p "$obj/$dir"
 	for c in "$TOP/$dir"/*.c; do
 		ccache gcc -static -O2 -Wall -Werror -pthread -isystem "$HDR/include" \
@@ -64,5 +65,5 @@ while read -r t; do
 	mkdir -p "$(dirname "$KSELFTEST/$t")"
 	cp "$obj/$t" "$KSELFTEST/$t"
 done < <(wanted)
-cp -r "$obj/examples" "$obj/bench" "$obj/restore" "$KSELFTEST/"
-info "$(wanted | wc -l) selftests, $(find "$KSELFTEST/examples" "$KSELFTEST/bench" "$KSELFTEST/restore" -type f | wc -l) examples, benchmarks and tests of ours in ${KSELFTEST#"$TOP"/}"
+cp -r "$obj/examples" "$obj/bench" "$obj/restore" "$obj/tests" "$KSELFTEST/"
+info "$(wanted | wc -l) selftests, $(find "$KSELFTEST/examples" "$KSELFTEST/bench" "$KSELFTEST/restore" "$KSELFTEST/tests" -type f | wc -l) examples, benchmarks and tests of ours in ${KSELFTEST#"$TOP"/}"

@@ -93,7 +93,7 @@ log=$BUILD/check-$VARIANT.log
 step "running $planned tests in the $VARIANT kernel's VM (console: ${log#"$TOP"/})"
 vm_rc=0
 "$TOP/scripts/vm.sh" -t "$budget" -l "$log" -p "  | " \
-	-a "$KSELFTEST/mm" -a "$KSELFTEST/kvm" -a "$KSELFTEST/examples" -a "$KSELFTEST/restore" -a "$PLAN" -a "$TOP/guest/run-plan.sh" "${modules[@]}" \
+	-a "$KSELFTEST/mm" -a "$KSELFTEST/kvm" -a "$KSELFTEST/examples" -a "$KSELFTEST/restore" -a "$KSELFTEST/tests" -a "$PLAN" -a "$TOP/guest/run-plan.sh" "${modules[@]}" \
 	-- ./run-plan.sh "$(basename "$PLAN")" "$scale" || vm_rc=$?
 
 # The guest's TAP lines, renumbered into ours; a test that never reported
