@@ -107,6 +107,12 @@
 
 #define VER(st)		((st) & ~ZERO_STATE)
 
+#define __noreturn	__attribute__((noreturn))
+#define __printf(a, b)	__attribute__((format(printf, a, b)))
+/* One access to the mapping, as the code says: never merged or elided. */
+#define READ_ONCE(x)	(*(const volatile typeof(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
+
 /* What a mutation may do to the content while it runs. */
 #define K_TEAR		0x1		/* mix old and new version */
 #define K_ZERO		0x2		/* make the page read as zeroes */
@@ -202,7 +208,7 @@ struct thr {
 	int strikes;
 	uint64_t stats[NR_STATS];
 	uint64_t op_n[NR_OPS], op_ns[NR_OPS];	/* -v: time per mutator op */
-	void *(*fn)(void *);
+	void *(*fn)(void *arg);
 };
 
 /* Run parameters, fixed for the whole program. */
@@ -237,7 +243,7 @@ static struct {
 	pthread_rwlock_t *chunk;
 	unsigned int hot[NHOT];
 	bool can_continue;		/* advertised for this registration */
-	bool no_remove;			/* MADV_REMOVE unsupported here */
+	atomic_bool no_remove;		/* MADV_REMOVE unsupported here */
 	uint64_t start_ns;
 	atomic_bool go, stop_workers, stop_handlers;
 	_Atomic int workers_left, handlers_left;
@@ -326,7 +332,7 @@ static void report_begin(void)
 	fflush(stdout);
 }
 
-static void __attribute__((noreturn)) report_end(void)
+static void __noreturn report_end(void)
 {
 	printf("  %s %s, seed %" PRIu64 ", %.2f s into the phase\n",
 	       R.type_name ? R.type_name : "-",
@@ -341,7 +347,7 @@ static void __attribute__((noreturn)) report_end(void)
 	_exit(1);
 }
 
-static void __attribute__((format(printf, 1, 2), noreturn))
+static void __printf(1, 2) __noreturn
 die(const char *fmt, ...)
 {
 	va_list ap;
@@ -356,7 +362,7 @@ die(const char *fmt, ...)
 	report_end();
 }
 
-static void __attribute__((format(printf, 1, 2), noreturn))
+static void __printf(1, 2) __noreturn
 skip(const char *fmt, ...)
 {
 	va_list ap;
@@ -663,7 +669,7 @@ static void print_words(const uint64_t *buf, unsigned int p)
 	(void)p;
 }
 
-static void __attribute__((noreturn))
+static void __noreturn
 report_page(struct thr *t, unsigned int p, const uint64_t *buf,
 	    const struct scan *s, const struct window *w, enum verdict v,
 	    const char *who)
@@ -714,27 +720,28 @@ report_page(struct thr *t, unsigned int p, const uint64_t *buf,
 	report_end();
 }
 
-/* Read page @p through the registered mapping and check it. */
-static void read_check(struct thr *t, unsigned int p, enum op op)
+/*
+ * Read page @p through the registered mapping and check it; the caller holds
+ * the chunk's lock for reading.
+ */
+static void read_check_locked(struct thr *t, unsigned int p, enum op op)
 {
 	struct page *pg = &R.pages[p];
-	volatile uint64_t *src = (volatile uint64_t *)page_addr(p);
+	uint64_t *src = (uint64_t *)page_addr(p);
 	unsigned int i, words = R.ps / 8;
 	struct window w;
 	struct scan s;
 	enum verdict v;
 
-	pthread_rwlock_rdlock(chunk_of(p));
 	w.s1 = atomic_load(&pg->seq);
 	w.st1 = atomic_load(&pg->state);
 	busy(t, p, op);
 	for (i = 0; i < words; i++)
-		t->buf[i] = src[i];
+		t->buf[i] = READ_ONCE(src[i]);
 	idle(t);
 	atomic_thread_fence(memory_order_seq_cst);
 	w.s2 = atomic_load(&pg->seq);
 	w.st2 = atomic_load(&pg->state);
-	pthread_rwlock_unlock(chunk_of(p));
 
 	window_close(pg, &w);
 	scan_page(t->buf, p, &w, &s);
@@ -742,6 +749,13 @@ static void read_check(struct thr *t, unsigned int p, enum op op)
 	if (v != V_OK)
 		report_page(t, p, t->buf, &s, &w, v, op_name[op]);
 	t->stats[op == OP_VERIFY ? ST_VERIFY : ST_READ]++;
+}
+
+static void read_check(struct thr *t, unsigned int p, enum op op)
+{
+	pthread_rwlock_rdlock(chunk_of(p));
+	read_check_locked(t, p, op);
+	pthread_rwlock_unlock(chunk_of(p));
 }
 
 /*
@@ -755,7 +769,7 @@ static void probe(struct thr *t, unsigned int p)
 {
 	struct page *pg = &R.pages[p];
 	unsigned int i = rnd_below(t, R.ps / 8), n;
-	volatile uint64_t *src = (volatile uint64_t *)page_addr(p) + i;
+	uint64_t *src = (uint64_t *)page_addr(p) + i;
 	uint64_t w = 0;
 	struct window win;
 
@@ -764,7 +778,7 @@ static void probe(struct thr *t, unsigned int p)
 	win.st1 = atomic_load(&pg->state);
 	busy(t, p, OP_PROBE);
 	for (n = 0; n < 1024; n++) {
-		w = *src;
+		w = READ_ONCE(*src);
 		if (!w)
 			break;
 	}
@@ -1040,7 +1054,7 @@ static void uffd_register(char *addr, size_t len)
 static void op_write(struct thr *t, unsigned int p)
 {
 	struct page *pg = &R.pages[p];
-	volatile uint64_t *dst = (volatile uint64_t *)page_addr(p);
+	uint64_t *dst = (uint64_t *)page_addr(p);
 	unsigned int i, words = R.ps / 8;
 	uint32_t k, st, v;
 
@@ -1055,7 +1069,7 @@ static void op_write(struct thr *t, unsigned int p)
 	k = mut_begin(pg, OP_WRITE, K_TEAR);
 	busy(t, p, OP_WRITE);
 	for (i = 0; i < words; i++)
-		dst[i] = word(p, v, i);
+		WRITE_ONCE(dst[i], word(p, v, i));
 	idle(t);
 	pthread_mutex_lock(&pg->plock);
 	mut_end(pg, k, v);
@@ -1158,7 +1172,7 @@ static void op_hole(struct thr *t, unsigned int p, enum op op)
 	uint64_t delay;
 	uint32_t k, st;
 
-	if (op == OP_REMOVE && R.no_remove)
+	if (op == OP_REMOVE && atomic_load(&R.no_remove))
 		op = OP_PUNCH;
 	pthread_mutex_lock(&pg->mlock);
 	if (VER(atomic_load(&pg->state)) + 1 > VER_MASK) {
@@ -1195,7 +1209,7 @@ static void op_hole(struct thr *t, unsigned int p, enum op op)
 		if (madvise(page_addr(p), R.ps, MADV_REMOVE)) {
 			if (errno != EINVAL && errno != EOPNOTSUPP)
 				die("MADV_REMOVE page %u", p);
-			R.no_remove = true;
+			atomic_store(&R.no_remove, true);
 			punch(p);
 		}
 		t->stats[ST_REMOVE]++;
@@ -1332,10 +1346,8 @@ static void op_fork(struct thr *t, unsigned int p0)
 		last_chunk = c;
 	}
 	for (i = 0; i < n; i++) {
-		/* Populate it: a read through the registered mapping. */
-		busy(t, pages[i], OP_FORK);
-		(void)*(volatile uint64_t *)page_addr(pages[i]);
-		idle(t);
+		/* Populate it, and check it: a read through the mapping. */
+		read_check_locked(t, pages[i], OP_FORK);
 		st[i] = atomic_load(&R.pages[pages[i]].state);
 	}
 	memset(res, 0, sizeof(*res));
@@ -1347,13 +1359,13 @@ static void op_fork(struct thr *t, unsigned int p0)
 		unsigned int words = R.ps / 8;
 
 		for (i = 0; i < n; i++) {
-			volatile uint64_t *src = (volatile uint64_t *)page_addr(pages[i]);
+			uint64_t *src = (uint64_t *)page_addr(pages[i]);
 			unsigned int nzero = 0;
 
 			for (j = 0; j < words; j++) {
 				uint64_t want = st[i] & ZERO_STATE ? 0 :
 						word(pages[i], VER(st[i]), j);
-				uint64_t w = src[j];
+				uint64_t w = READ_ONCE(src[j]);
 
 				nzero += !w;
 				if (w != want && !res->bad) {
@@ -1538,7 +1550,7 @@ static bool waiting_for_handler(struct thr *t)
 	       uffd_pending();
 }
 
-static void __attribute__((noreturn)) report_hang(struct thr *t, uint64_t now)
+static void __noreturn report_hang(struct thr *t, uint64_t now)
 {
 	unsigned int p = atomic_load(&t->wpage), i;
 	enum op op = atomic_load(&t->wop);
@@ -1823,6 +1835,9 @@ static void phase_teardown(void)
 	free(R.chunk);
 }
 
+static uint64_t total[NR_STATS];	/* over all phases, for the last line */
+static unsigned int phases_run;
+
 static void phase_summary(double secs)
 {
 	uint64_t s[NR_STATS] = { 0 };
@@ -1831,6 +1846,9 @@ static void phase_summary(double secs)
 	for (i = 0; i < R.nthr; i++)
 		for (j = 0; j < NR_STATS; j++)
 			s[j] += R.thr[i]->stats[j];
+	for (j = 0; j < NR_STATS; j++)
+		total[j] += s[j];
+	phases_run++;
 	printf("ok %s %s %.1f s: %" PRIu64 " reads, %" PRIu64 " probes, %" PRIu64 " guest writes, %" PRIu64
 	       " pwrites (%" PRIu64 " pages, %" PRIu64 " EEXIST, %" PRIu64 " short), %"
 	       PRIu64 " PUNCH_HOLE, %" PRIu64 " MADV_REMOVE%s, %" PRIu64
@@ -1844,7 +1862,7 @@ static void phase_summary(double secs)
 	       R.type_name, mode_str(R.mode), secs, s[ST_READ], s[ST_PROBE], s[ST_WRITE],
 	       s[ST_PWRITE], s[ST_PWRITE_PAGES], s[ST_PWRITE_EEXIST],
 	       s[ST_PWRITE_SHORT], s[ST_PUNCH], s[ST_REMOVE],
-	       R.no_remove ? " (unsupported: punched instead)" : "",
+	       atomic_load(&R.no_remove) ? " (unsupported: punched instead)" : "",
 	       s[ST_ZAPPUNCH], s[ST_DONTNEED],
 	       s[ST_REMAP_FIXED] + s[ST_REMAP_MUNMAP] + s[ST_REMAP_MREMAP] + s[ST_REMAP_REREG],
 	       s[ST_REMAP_FIXED], s[ST_REMAP_MUNMAP], s[ST_REMAP_MREMAP],
@@ -1923,7 +1941,7 @@ static int parse_mode(const char *s)
 	return -1;
 }
 
-static void __attribute__((noreturn)) usage(void)
+static void __noreturn usage(void)
 {
 	fprintf(stderr,
 		"usage: %s [shmem|guest_memfd|all] [-t SECONDS] [-s SEED] [-m missing|minor|missing+minor|all]\n"
@@ -2055,6 +2073,17 @@ int main(int argc, char **argv)
 	}
 	if (!ran)
 		skip("nothing could run");
-	printf("%s: pass, seed %" PRIu64 "\n", PROG, opt.seed);
+	printf("%s: pass: %u phases (memory type x mode), seed %" PRIu64 ": %" PRIu64
+	       " reads and %" PRIu64 " probes checked, %" PRIu64 " guest writes, %" PRIu64
+	       " pwrites, %" PRIu64 " holes punched (%" PRIu64 " racing readers), %" PRIu64
+	       " MADV_DONTNEED, %" PRIu64 " remaps, %" PRIu64 " forks, %" PRIu64
+	       " MISSING and %" PRIu64 " MINOR faults answered\n", PROG, phases_run,
+	       opt.seed, total[ST_READ] + total[ST_VERIFY], total[ST_PROBE],
+	       total[ST_WRITE], total[ST_PWRITE],
+	       total[ST_PUNCH] + total[ST_REMOVE] + total[ST_ZAPPUNCH],
+	       total[ST_ZAPPUNCH], total[ST_DONTNEED],
+	       total[ST_REMAP_FIXED] + total[ST_REMAP_MUNMAP] +
+	       total[ST_REMAP_MREMAP] + total[ST_REMAP_REREG],
+	       total[ST_FORK], total[ST_MISSING], total[ST_MINOR]);
 	return 0;
 }
