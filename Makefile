@@ -8,7 +8,9 @@
 #   make tree / export  the edit loop: patches/ <-> build/linux (git)
 #   make kernel selftests series-check clean
 #
-# VARIANT=debug selects the KASAN/lockdep/DEBUG_VM kernel.
+# VARIANT=debug selects the KASAN/lockdep/DEBUG_VM kernel. SERIES=none runs
+# any of run, check, bench, vm on the base kernel (no patches, same config)
+# with the same selftests: an A/B of the series.
 
 VARIANT ?= normal
 export VARIANT

@@ -5,15 +5,16 @@
 # checks them against the targets of the README, and plots the fault latency
 # distributions.
 #
-# Usage: [BENCH_RUNS=5] scripts/bench.sh
+# Usage: [BENCH_RUNS=5] [SERIES=none] scripts/bench.sh
 #        BENCH_REPORT_ONLY=1 scripts/bench.sh   (tables again from raw.log)
 # Output: build/bench/results.md (tables and targets), build/bench/latency.png,
-#         build/bench/raw.log (the VM's console)
+#         build/bench/raw.log (the VM's console); build/bench-base/ for
+#         SERIES=none (the base kernel)
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "$0")/common.sh"
 
-out=$BUILD/bench
+out=$BUILD/bench$KSUFFIX
 runs=${BENCH_RUNS:-5}
 mkdir -p "$out"
 if [ -n "${BENCH_REPORT_ONLY:-}" ]; then
@@ -25,7 +26,7 @@ else
 	# goes silent; seen on the unpatched kernel too): such a boot is
 	# killed after 3 silent minutes and the whole run starts again.
 	for attempt in 1 2 3; do
-		step "running the benchmarks in the $VARIANT kernel's VM (BENCH_RUNS=$runs, attempt $attempt; console: ${out#"$TOP"/}/raw.log)"
+		step "running the benchmarks in the $KDESC kernel's VM (BENCH_RUNS=$runs, attempt $attempt; console: ${out#"$TOP"/}/raw.log)"
 		rc=0
 		"$TOP/scripts/vm.sh" -t "${BENCH_TIMEOUT:-2400}" -i 180 -l "$out/raw.log" -p "  | " \
 			-a "$KSELFTEST/kvm" -a "$KSELFTEST/bench" -a "$TOP/tests/bench.sh" \
@@ -87,7 +88,7 @@ ratio() {
 {
 	echo "# Benchmark results"
 	echo
-	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(git -C "$SRC" describe --always --tags 2>/dev/null || echo '?'), $(grep -c '^RESULT ' "$out/raw.log") measurements, $runs runs of each, interleaved; made by \`make bench\`."
+	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(git -C "$SRC" describe --always --tags "$KREV" 2>/dev/null || echo '?'), $(grep -c '^RESULT ' "$out/raw.log") measurements, $runs runs of each, interleaved; made by \`make bench\`."
 	echo "QEMU TCG: absolute numbers are emulated; compare the ratios, taken between medians of the same run."
 	echo "demand_paging_test runs retried after a guest triple fault (seen under TCG on the unpatched kernel too): $(grep -c '^RETRY ' "$out/raw.log")."
 	echo

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Configure and build the kernel in build/obj-$VARIANT from build/linux.
 #
-# Usage: [VARIANT=normal|debug|kvm-module|no-userfaultfd] scripts/build-kernel.sh [SRC OBJ]
-#   (default build/linux and build/obj-$VARIANT; series-check passes others)
+# Usage: [VARIANT=normal|debug|kvm-module|no-userfaultfd] [SERIES=none] scripts/build-kernel.sh [SRC OBJ]
+#   (default build/linux and build/obj-$VARIANT; with SERIES=none the base
+#   kernel, build/linux-base into build/obj-$VARIANT-base; series-check
+#   passes others)
 #
 # Config: tinyconfig + config/kernel.config (+ config/$VARIANT.config), merged
 # with the kernel's merge_config.sh; every option the fragments ask for must
@@ -13,7 +15,26 @@ set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "$0")/common.sh"
 
-SRC=${1:-$SRC}
+# SERIES=none: $KSRC is a copy of the base tag's files. git archive only
+# reads objects, so build/linux's checkout, index and HEAD (perhaps with edits
+# in progress) are untouched. The copy is made again only if the tag moved;
+# extracted with fresh mtimes, so that make rebuilds what a new base changed.
+# localversion-base puts "-base" in uname -r and /proc/version.
+copy_base() {
+	local want
+	want=$(git -C "$SRC" rev-parse "$BASE_TAG^{commit}")
+	[ "$(cat "$KSRC/.harness-base" 2>/dev/null)" != "$want" ] || return 0
+	step "copying $BASE_TAG ($(git -C "$SRC" log -1 --format=%s "$want")) into ${KSRC#"$TOP"/}"
+	rm -rf "$KSRC" "$KSRC.tmp"
+	mkdir -p "$KSRC.tmp"
+	git -C "$SRC" archive "$want" | tar -x -m -C "$KSRC.tmp"
+	echo -base > "$KSRC.tmp/localversion-base"
+	echo "$want" > "$KSRC.tmp/.harness-base"
+	mv "$KSRC.tmp" "$KSRC"
+}
+[ $# -gt 0 ] || [ "$KSRC" = "$SRC" ] || copy_base
+
+SRC=${1:-$KSRC}
 OBJ=${2:-$OBJ}
 fragments=("$TOP/config/kernel.config")
 if [ "$VARIANT" != normal ]; then
@@ -55,7 +76,7 @@ configure() {
 	if [ -f "$OBJ/.config" ] && [ "$(cat "$OBJ/.config-fragments" 2>/dev/null)" = "$want" ]; then
 		return
 	fi
-	step "configuring $VARIANT kernel: tinyconfig + ${fragments[*]##*/}"
+	step "configuring $KDESC kernel: tinyconfig + ${fragments[*]##*/}"
 	{
 		"${KMAKE[@]}" tinyconfig
 		"$SRC/scripts/kconfig/merge_config.sh" -m -O "$OBJ" "$OBJ/.config" "${fragments[@]}"
@@ -69,7 +90,7 @@ $lost"
 }
 
 build() {
-	step "building $VARIANT kernel in ${OBJ#"$TOP"/} (log: ${log#"$TOP"/})"
+	step "building $KDESC kernel in ${OBJ#"$TOP"/} (log: ${log#"$TOP"/})"
 	local start=$SECONDS last=$SECONDS pid rc
 	"${KMAKE[@]}" all > "$log" 2>&1 &
 	pid=$!
@@ -84,7 +105,7 @@ build() {
 	if [ "$rc" != 0 ]; then
 		echo "---- compiler and make errors ----" >&2
 		grep -E -B2 -A6 '(error|Error|undefined reference|ERROR):' "$log" | head -80 >&2 || tail -40 "$log" >&2
-		die "$VARIANT kernel build failed (full log: $log)"
+		die "$KDESC kernel build failed (full log: $log)"
 	fi
 	info "done in $((SECONDS - start)) s: $(grep -c '^ *CC' "$log") files compiled, $(grep -c 'warning:' "$log") compiler warnings"
 }

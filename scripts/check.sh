@@ -2,11 +2,13 @@
 # make check: host checks, build, then the test plan in the VM; TAP out, one
 # plain "N passed, N failed, N skipped" line last, non-zero exit on failure.
 #
-# Usage: [VARIANT=normal|debug|kvm-module|no-userfaultfd] [PLAN=tests/plan] scripts/check.sh
+# Usage: [VARIANT=normal|debug|kvm-module|no-userfaultfd] [PLAN=tests/plan] [SERIES=none] scripts/check.sh
+#   SERIES=none: the same checks and plan on the base kernel (no patches),
+#   with the selftests of the series; results in build/check-$VARIANT-base.*
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "$0")/common.sh"
-rm -f "$BUILD/check-$VARIANT.counts"
+rm -f "$BUILD/check-$KNAME.counts"
 
 results=()   # "ok NAME # comment" / "not ok NAME # comment", in order
 record() { results+=("$1 $2${3:+ # $3}"); }
@@ -26,7 +28,7 @@ finish() {
 	done
 	echo "$pass passed, $fail failed, $skip skipped"
 	mkdir -p "$BUILD"
-	echo "$pass $fail $skip" > "$BUILD/check-$VARIANT.counts"
+	echo "$pass $fail $skip" > "$BUILD/check-$KNAME.counts"
 	[ "$fail" = 0 ]
 	exit
 }
@@ -67,7 +69,7 @@ while read -r p; do
 done < <(series_files)
 
 # --- build ---------------------------------------------------------------------
-if "$TOP/scripts/build-kernel.sh"; then record ok "build $VARIANT kernel"; else record "not ok" "build $VARIANT kernel"; finish; fi
+if "$TOP/scripts/build-kernel.sh"; then record ok "build $KDESC kernel"; else record "not ok" "build $KDESC kernel"; finish; fi
 
 # Core mm and fs must not know KVM: no kvm_* or *gmem* symbol, defined or
 # used, in their objects. The pattern is checked to find KVM's own first.
@@ -89,8 +91,8 @@ for m in $(variant_setting modules); do modules+=(-m "$m"); done
 mapfile -t plan_tests < <(sed -e 's/#.*//' "$PLAN" | awk 'NF >= 3')
 planned=${#plan_tests[@]}
 budget=$(printf '%s\n' "${plan_tests[@]}" | awk -v s="$scale" '{ t += $2 * s } END { print t + 120 }')
-log=$BUILD/check-$VARIANT.log
-step "running $planned tests in the $VARIANT kernel's VM (console: ${log#"$TOP"/})"
+log=$BUILD/check-$KNAME.log
+step "running $planned tests in the $KDESC kernel's VM (console: ${log#"$TOP"/})"
 vm_rc=0
 "$TOP/scripts/vm.sh" -t "$budget" -l "$log" -p "  | " \
 	-a "$KSELFTEST/mm" -a "$KSELFTEST/kvm" -a "$KSELFTEST/examples" -a "$KSELFTEST/restore" -a "$KSELFTEST/tests" -a "$PLAN" -a "$TOP/guest/run-plan.sh" "${modules[@]}" \

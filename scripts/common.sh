@@ -8,7 +8,20 @@ PATCHES=$TOP/patches
 SRC=$BUILD/linux            # git tree: pristine source tagged $BASE_TAG + series
 BASE_TAG=base
 VARIANT=${VARIANT:-normal}  # kernel variant: normal, or config/$VARIANT.config on top
-OBJ=$BUILD/obj-$VARIANT     # out-of-tree kernel build
+# SERIES=none: build and boot the base kernel ($BASE_TAG, no patches) with the
+# same config, for A/B runs of the same tests; the selftests still come from
+# $SRC, since the point is to run the new tests on the old kernel. Its source
+# is a plain copy of the tag ($KSRC), made from $SRC's objects by
+# build-kernel.sh: no worktree, so nothing in $SRC changes and tools that look
+# for kernel trees in build/*/.git do not take it for an unexported series.
+# $KSUFFIX keeps its build, logs and results apart from the patched kernel's.
+case ${SERIES:-} in
+"") KSRC=$SRC KREV=HEAD KSUFFIX='' KDESC=$VARIANT ;;
+none) KSRC=$BUILD/linux-base KREV=$BASE_TAG KSUFFIX=-base KDESC="$VARIANT base (no series)" ;;
+*) printf 'error: SERIES=%s: leave it unset for the series, or none for the base kernel\n' "$SERIES" >&2; exit 1 ;;
+esac
+KNAME=$VARIANT$KSUFFIX
+OBJ=$BUILD/obj-$KNAME       # out-of-tree kernel build
 HDR=$BUILD/headers          # headers_install output of the patched tree
 KSELFTEST=$BUILD/selftests  # static selftest binaries
 

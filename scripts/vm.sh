@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Boot build/obj-$VARIANT's kernel in QEMU and run one command in the guest.
+# Boot build/obj-$VARIANT's kernel in QEMU and run one command in the guest
+# (SERIES=none: build/obj-$VARIANT-base's, the kernel without the series).
 #
 # Usage: scripts/vm.sh [-t SECONDS] [-i SECONDS] [-a PATH]... [-m MODULE]... [-l LOG] [-p PREFIX] -- COMMAND
 #   -a PATH    copy a file or directory into /extra/ in the guest (repeatable)
 #   -m MODULE  modprobe MODULE before the command (CONFIG_KVM=m builds)
 #   -t SECONDS kill the guest after this long (default 600) and fail
 #   -i SECONDS kill the guest and fail if its console is silent this long
-#   -l LOG     keep the console log there (default build/vm-$VARIANT.log)
+#   -l LOG     keep the console log there (default build/vm-$VARIANT.log, -base.log for SERIES=none)
 #   -p PREFIX  print each console line behind PREFIX
 #
 # COMMAND runs as root under bash with /extra as its working directory. The
@@ -19,7 +20,7 @@ set -euo pipefail
 . "$TOP/vm/qemu-x86_64.conf"
 
 timeout_s=600
-log=$BUILD/vm-$VARIANT.log
+log=$BUILD/vm-$KNAME.log
 adds=()
 modules=()
 prefix=
@@ -40,7 +41,7 @@ shift $((OPTIND - 1))
 [ $# -gt 0 ] || die "$usage"
 
 kernel=${KERNEL:-$OBJ/arch/x86/boot/bzImage}  # KERNEL=...: boot another bzImage
-[ -f "$kernel" ] || die "$kernel missing: build it with 'make kernel VARIANT=$VARIANT'"
+[ -f "$kernel" ] || die "$kernel missing: build it with 'make kernel VARIANT=$VARIANT${SERIES:+ SERIES=$SERIES}'"
 base_initrd=$BUILD/initramfs-base.cpio.gz
 if [ ! -f "$base_initrd" ] || [ "$TOP/guest/init" -nt "$base_initrd" ]; then
 	"$TOP/scripts/mkinitramfs.sh" "$base_initrd"
@@ -57,7 +58,7 @@ done
 printf '%s\n' "$*" > "$work/root/extra/.cmd"
 if [ ${#modules[@]} -gt 0 ]; then
 	printf '%s\n' "${modules[@]}" > "$work/root/extra/.modules"
-	make -s -C "$SRC" O="$OBJ" INSTALL_MOD_PATH="$work/root" modules_install >/dev/null
+	make -s -C "$KSRC" O="$OBJ" INSTALL_MOD_PATH="$work/root" modules_install >/dev/null
 fi
 (cd "$work/root" && find . -print0 | cpio --null -o -H newc --owner=0:0 --quiet) | gzip -1 > "$work/extra.cpio.gz"
 cat "$base_initrd" "$work/extra.cpio.gz" > "$work/initrd.gz"
