@@ -39,6 +39,9 @@ for line in "${tests[@]}"; do
 	while :; do
 		timeout -s KILL "$limit" bash -c "$cmd" 2>&1 | tee /tmp/test.out | sed 's/^/# /'
 		rc=${PIPESTATUS[0]}
+		# A test killed mid-line (timeout) leaves no newline: end the
+		# line, or our TAP line is glued to it and check.sh misses it.
+		[ -z "$(tail -c 1 /tmp/test.out)" ] || echo
 		# Subtests skipped, from the summary (uffd-unit-tests "skip=N",
 		# kselftest "skip:N"): a must-run test passes only with none.
 		skipped=$(grep -o -E '(skip=|skip:)[0-9]+' /tmp/test.out | tail -n 1 | tr -dc 0-9)
