@@ -61,7 +61,11 @@ else
 fi
 
 while read -r p; do
-	if out=$(cd "$SRC" && scripts/checkpatch.pl --strict --quiet --no-summary "$PATCHES/$p" 2>&1); then
+	# The base is one commit made from a tarball, without upstream history:
+	# checkpatch cannot look up the ids of Fixes: tags in it, so that one
+	# check is left to a tree that has the history.
+	if out=$(cd "$SRC" && scripts/checkpatch.pl --strict --quiet --no-summary \
+		--ignore UNKNOWN_COMMIT_ID "$PATCHES/$p" 2>&1); then
 		record ok "checkpatch --strict $p"
 	else
 		printf '%s\n' "$out"; record "not ok" "checkpatch --strict $p"
