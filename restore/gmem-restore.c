@@ -1,96 +1,45 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * gmem-restore: serve MISSING userfaults on a guest_memfd from a snapshot.
- * See gmem-restore.h for the interface.
+ * See gmem-restore.h for the interface and page-state.h for how handlers
+ * agree on who fills what. This file has what both handlers share:
+ * set-up, the userfaultfd's messages, the queues, claiming pages, and
+ * filling and mapping a run of them.
  *
- * Every page has a state, so that concurrent handlers, duplicate messages
- * and events agree on who fills what:
- *
- *   ABSENT     not restored yet: the next fault reads it from the snapshot
- *   BUSY       a handler claimed it and is reading, writing or mapping it
- *   DONE       written and mapped; a message for it is stale
- *   DISCARDED  the guest gave it back (UFFD_EVENT_REMOVE): refill with zeroes
- *   REMOVED    BUSY, and given back meanwhile: when the holder is done it
- *              punches the page out again, and it becomes DISCARDED
- *   GONE       unmapped (UFFD_EVENT_UNMAP): nothing to do any more
- *
- * A fault claims (ABSENT or DISCARDED -> BUSY) the pages of its window that
- * nobody else has, fills them and maps them with one UFFDIO_CONTINUE, which
- * also wakes every thread waiting in that range. A fault on a page another
- * handler holds needs nothing: that handler's CONTINUE wakes it.
+ * Ordering against UFFD_EVENT_REMOVE. The kernel sends REMOVE, waits until
+ * it is read, then punches the hole. A handler's write can land after that
+ * punch, putting snapshot data back into a page the guest gave up. So:
+ *  - the area is registered for MINOR too: a written page is not mapped
+ *    until our CONTINUE, and a fault on it reaches us;
+ *  - reading the userfaultfd and applying its events happens under the
+ *    write side of event_lock, and the check between a page's write and
+ *    its CONTINUE (page_written()) under the read side. A check that finds
+ *    no REMOVE ran before the REMOVE was read, so the write came before
+ *    the kernel's punch, which takes the data away; a check that finds one
+ *    may be after the punch, so the holder punches again, which is safe
+ *    because nothing has mapped the page yet.
  */
 #define _GNU_SOURCE
-#include "gmem-restore.h"
+#include "restore-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
-#include <liburing.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
-#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-enum page_state { ABSENT, BUSY, DONE, DISCARDED, REMOVED, GONE };
-
-/* Pages a handler claimed, [first, first + count), all filled the same way. */
-struct run {
-	size_t first, count;
-	bool zero;
-};
-
-/* io_uring: a window's buffer, and the run being read into it. */
-struct slot {
-	char *buf;
-	struct run run;
-	bool used;
-};
-
-#define URING_SLOTS	64
-#define URING_ENTRIES	256	/* 3 SQEs (delay, read, write) per slot */
-#define TAG_POLL	UINT64_MAX
-/* user_data of a slot's requests: slot index << 2 | which request */
-enum { TAG_DELAY, TAG_READ, TAG_WRITE };
-
-struct handler {
-	struct restore *r;
-	pthread_t thread;
-	struct restore_stats stats;
-	char *buf;			/* RESTORE_SYNC: one window */
-	struct run *runs;		/* claim()'s output */
-	unsigned long *backlog;		/* fault addresses read, not handled */
-	size_t backlog_head, nr_backlog, backlog_size;
-	/* RESTORE_URING */
-	struct io_uring ring;
-	struct slot slots[URING_SLOTS];
-	unsigned int inflight;
-	struct run *pending;		/* claimed, waiting for a free slot */
-	size_t nr_pending, pending_size;
-	struct __kernel_timespec delay;
-};
-
-struct restore {
-	struct restore_config cfg;
-	long page_size;
-	size_t nr_pages;
-	_Atomic unsigned char *state;
-	atomic_bool stop;
-	char *zeroes;			/* one window of zeroes */
-	unsigned int nr_handlers;
-	struct handler *handlers;
-};
-
-static void fatal(struct restore *r, const char *fmt, ...)
+void restore_fatal(struct restore *r, const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
@@ -99,17 +48,10 @@ static void fatal(struct restore *r, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (r->cfg.fatal)
-		r->cfg.fatal(msg);
-	fprintf(stderr, "gmem-restore: %s\n", msg);
+		r->cfg.fatal(r->cfg.ctx, msg);
+	else
+		fprintf(stderr, "gmem-restore: %s\n", msg);
 	exit(1);
-}
-
-static void *xrealloc(struct restore *r, void *p, size_t size)
-{
-	p = realloc(p, size);
-	if (!p)
-		fatal(r, "out of memory");
-	return p;
 }
 
 static unsigned long page_addr(struct restore *r, size_t page)
@@ -117,75 +59,176 @@ static unsigned long page_addr(struct restore *r, size_t page)
 	return (unsigned long)r->cfg.area + page * r->page_size;
 }
 
-/* Every page of [start, end): BUSY ones to @busy_to, the others to @to. */
-static void set_range(struct restore *r, unsigned long start, unsigned long end,
-		      unsigned char to, unsigned char busy_to)
+static void wake_pages(struct restore *r, size_t first, size_t count)
+{
+	struct uffdio_range range = {
+		.start = page_addr(r, first),
+		.len = count * r->page_size,
+	};
+
+	if (ioctl(r->cfg.uffd, UFFDIO_WAKE, &range) && errno != ENOENT)
+		restore_fatal(r, "UFFDIO_WAKE: %s", strerror(errno));
+}
+
+/* The pages [first, end) of the area that [start, end) covers, if any. */
+static bool area_pages(struct restore *r, unsigned long start, unsigned long end,
+		       size_t *first, size_t *last)
 {
 	unsigned long base = (unsigned long)r->cfg.area;
 
 	if (end <= base || start >= base + r->cfg.size)
-		return;
-	start = start < base ? 0 : (start - base) / r->page_size;
-	end = end > base + r->cfg.size ? r->nr_pages :
-	      (end - base + r->page_size - 1) / r->page_size;
-	for (size_t p = start; p < end; p++) {
-		unsigned char s = atomic_load(&r->state[p]);
-
-		while (!atomic_compare_exchange_weak(&r->state[p], &s,
-						     s == BUSY ? busy_to : to))
-			;
-	}
-}
-
-static void wake(struct handler *h, unsigned long start, size_t len)
-{
-	struct uffdio_range range = { .start = start, .len = len };
-
-	if (ioctl(h->r->cfg.uffd, UFFDIO_WAKE, &range) && errno != ENOENT)
-		fatal(h->r, "UFFDIO_WAKE: %s", strerror(errno));
-}
-
-static void push_fault(struct handler *h, unsigned long addr)
-{
-	if (h->nr_backlog == h->backlog_size) {
-		h->backlog_size = h->backlog_size ? 2 * h->backlog_size : 64;
-		h->backlog = xrealloc(h->r, h->backlog,
-				      h->backlog_size * sizeof(*h->backlog));
-	}
-	h->backlog[h->nr_backlog++] = addr;
-}
-
-/* The oldest fault read and not handled yet, in arrival order. */
-static bool pop_fault(struct handler *h, unsigned long *addr)
-{
-	if (h->backlog_head == h->nr_backlog) {
-		h->backlog_head = h->nr_backlog = 0;
 		return false;
-	}
-	*addr = h->backlog[h->backlog_head++];
+	*first = start < base ? 0 : (start - base) / r->page_size;
+	*last = end > base + r->cfg.size ? r->nr_pages :
+		(end - base + r->page_size - 1) / r->page_size;
 	return true;
 }
 
+static void discard_pages(struct restore *r, size_t first, size_t end)
+{
+	for (size_t p = first; p < end; p++)
+		if (page_discard(&r->state[p]))
+			atomic_fetch_sub(&r->nr_absent, 1);
+}
+
+/* --- queues --- */
+
+static void *grow(struct restore *r, void *items, size_t *size, size_t item_size)
+{
+	*size = *size ? 2 * *size : 64;
+	items = realloc(items, *size * item_size);
+	if (!items)
+		restore_fatal(r, "out of memory");
+	return items;
+}
+
+/* Append, compacting first: the queue is a window into items[]. */
+static void queue_push(struct restore *r, struct queue *q, size_t item)
+{
+	if (q->head && q->head + q->nr == q->size) {
+		memmove(q->items, q->items + q->head, q->nr * sizeof(*q->items));
+		q->head = 0;
+	}
+	if (q->head + q->nr == q->size)
+		q->items = grow(r, q->items, &q->size, sizeof(*q->items));
+	q->items[q->head + q->nr++] = item;
+}
+
+static bool queue_pop(struct queue *q, size_t *item)
+{
+	if (!q->nr)
+		return false;
+	*item = q->items[q->head++];
+	if (!--q->nr)
+		q->head = 0;
+	return true;
+}
+
+void kick(struct restore *r)
+{
+	pthread_mutex_lock(&r->queue_lock);
+	pthread_cond_broadcast(&r->work);
+	pthread_mutex_unlock(&r->queue_lock);
+	if (atomic_load(&r->poller))
+		eventfd_write(r->kick_fd, 1);
+}
+
+bool pop_demand(struct restore *r, unsigned long *addr)
+{
+	size_t item = 0;
+	bool ok;
+
+	pthread_mutex_lock(&r->queue_lock);
+	ok = queue_pop(&r->demand, &item);
+	pthread_mutex_unlock(&r->queue_lock);
+	*addr = item;
+	return ok;
+}
+
+bool demand_waiting(struct restore *r)
+{
+	bool waiting;
+
+	pthread_mutex_lock(&r->queue_lock);
+	waiting = r->demand.nr;
+	pthread_mutex_unlock(&r->queue_lock);
+	return waiting;
+}
+
 /*
- * Read every message there is: events take effect at once, faults queue
- * on the backlog. Returns the number of messages read.
+ * Readahead is queued as spans of window numbers, claimed only when a
+ * handler fills them, so that a fault on one meanwhile is demand. A span
+ * that continues or overlaps the last one extends it: a vCPU walking
+ * memory queues one growing span, not a window per fault.
  */
-static size_t read_messages(struct handler *h)
+static void queue_readahead(struct restore *r, size_t first, size_t end)
+{
+	size_t w = r->cfg.window;
+	struct readahead_queue *q = &r->readahead;
+	struct span s = { first / w, (end + w - 1) / w };
+
+	pthread_mutex_lock(&r->queue_lock);
+	if (q->nr) {
+		struct span *last = &q->spans[q->head + q->nr - 1];
+
+		if (s.next >= last->next && s.next <= last->end) {
+			if (s.end > last->end)
+				last->end = s.end;
+			goto out;
+		}
+	}
+	if (q->head && q->head + q->nr == q->size) {
+		memmove(q->spans, q->spans + q->head, q->nr * sizeof(*q->spans));
+		q->head = 0;
+	}
+	if (q->head + q->nr == q->size)
+		q->spans = grow(r, q->spans, &q->size, sizeof(*q->spans));
+	q->spans[q->head + q->nr++] = s;
+out:
+	pthread_mutex_unlock(&r->queue_lock);
+	kick(r);
+}
+
+bool pop_readahead(struct restore *r, size_t *first)
+{
+	struct readahead_queue *q = &r->readahead;
+	bool ok = false;
+
+	pthread_mutex_lock(&r->queue_lock);
+	if (q->nr) {
+		struct span *s = &q->spans[q->head];
+
+		*first = s->next++ * r->cfg.window;
+		ok = true;
+		if (s->next >= s->end && !--q->nr)
+			q->head = 0;
+		else if (s->next >= s->end)
+			q->head++;
+	}
+	pthread_mutex_unlock(&r->queue_lock);
+	return ok;
+}
+
+/* --- the userfaultfd's messages --- */
+
+int read_messages(struct handler *h)
 {
 	struct restore *r = h->r;
 	struct uffd_msg msgs[16];
-	size_t total = 0;
+	int total = 0;
+	size_t first, end;
 
+	if (pthread_rwlock_trywrlock(&r->event_lock))
+		return -1;
 	for (;;) {
 		ssize_t n = read(r->cfg.uffd, msgs, sizeof(msgs));
 
-		if (n < 0) {
-			if (errno == EAGAIN)
-				return total;
-			if (errno == EINTR)
-				continue;
-			fatal(r, "reading the userfaultfd: %s", strerror(errno));
-		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0)
+			restore_fatal(r, "reading the userfaultfd: %s", strerror(errno));
 		n /= sizeof(msgs[0]);
 		total += n;
 		for (ssize_t i = 0; i < n; i++) {
@@ -194,79 +237,156 @@ static size_t read_messages(struct handler *h)
 			switch (m->event) {
 			case UFFD_EVENT_PAGEFAULT:
 				h->stats.faults++;
-				push_fault(h, m->arg.pagefault.address);
+				pthread_mutex_lock(&r->queue_lock);
+				queue_push(r, &r->demand, m->arg.pagefault.address);
+				pthread_mutex_unlock(&r->queue_lock);
 				break;
 			case UFFD_EVENT_REMOVE:
 				/* The guest gave the memory back: zeroes from now on. */
 				h->stats.removes++;
-				set_range(r, m->arg.remove.start, m->arg.remove.end,
-					  DISCARDED, REMOVED);
+				if (area_pages(r, m->arg.remove.start, m->arg.remove.end,
+					       &first, &end))
+					discard_pages(r, first, end);
 				break;
 			case UFFD_EVENT_UNMAP:
+				/*
+				 * Nothing to fill there any more, and the faults
+				 * waiting there must fail now, not sleep.
+				 */
 				h->stats.unmaps++;
-				set_range(r, m->arg.remove.start, m->arg.remove.end,
-					  GONE, BUSY);
+				if (!area_pages(r, m->arg.remove.start, m->arg.remove.end,
+						&first, &end))
+					break;
+				for (size_t p = first; p < end; p++)
+					if (page_unmap(&r->state[p]))
+						atomic_fetch_sub(&r->nr_absent, 1);
+				wake_pages(r, first, end - first);
 				break;
 			default:
-				fatal(r, "unexpected userfaultfd event %u", m->event);
+				restore_fatal(r, "unexpected userfaultfd event %u", m->event);
 			}
 		}
 	}
+	pthread_rwlock_unlock(&r->event_lock);
+	if (total)
+		kick(r);
+	return total;
 }
 
-/*
- * Claim the pages of [first, end) that nobody filled or is filling, as runs
- * of at most a window of neighbours filled the same way, appended to h->runs[n...]; returns the
- * new number of runs.
- */
-static size_t claim(struct handler *h, size_t first, size_t end, size_t n)
+/* --- claiming --- */
+
+size_t claim_window(struct handler *h, size_t first, bool readahead)
 {
 	struct restore *r = h->r;
+	size_t end = first + r->cfg.window, n = 0;
 
 	if (end > r->nr_pages)
 		end = r->nr_pages;
 	for (size_t p = first; p < end; p++) {
-		unsigned char s = atomic_load(&r->state[p]);
-		bool zero = s == DISCARDED;
+		enum page_claim c;
+		bool zero;
 
-		if ((s != ABSENT && s != DISCARDED) ||
-		    !atomic_compare_exchange_strong(&r->state[p], &s, BUSY))
+		/* Readahead restores data; discarded pages wait for a fault. */
+		if (readahead && atomic_load(&r->state[p]) != PAGE_ABSENT)
 			continue;
-		/* A run fits one window buffer. */
+		c = page_claim(&r->state[p]);
+		if (c == CLAIM_NONE)
+			continue;
+		if (c == CLAIM_SNAPSHOT)
+			atomic_fetch_sub(&r->nr_absent, 1);
+		zero = c == CLAIM_ZERO;
 		if (n && h->runs[n - 1].first + h->runs[n - 1].count == p &&
-		    h->runs[n - 1].zero == zero &&
-		    h->runs[n - 1].count < r->cfg.window)
+		    h->runs[n - 1].zero == zero)
 			h->runs[n - 1].count++;
 		else
-			h->runs[n++] = (struct run){ p, 1, zero };
+			h->runs[n++] = (struct run){ p, 1, zero, readahead };
 	}
 	return n;
 }
 
-static bool run_has(const struct run *run, size_t page)
+static void release_pages(struct handler *h, size_t first, size_t count,
+			  bool present)
 {
-	return page >= run->first && page < run->first + run->count;
+	for (size_t p = first; p < first + count; p++)
+		if (page_release(&h->r->state[p], present) & PAGE_WAITER)
+			wake_pages(h->r, p, 1);
 }
+
+static void map_pages(struct handler *h, size_t first, size_t count);
 
 /*
- * The runs to fill for a fault on @page: its window (aligned to the window
- * size), then, if the fault found the page absent, the prefetch windows
- * after it. *@claimed tells whether @page is among them.
+ * A fault on a page this handler did not claim: it must still be answered.
+ * Held: its holder wakes it. Written (DONE): a stale message, or a page
+ * that left the page table since: CONTINUE it again. Unmapped: wake it,
+ * to fail. Absent again (a REMOVE since our claim): claim it now, as
+ * h->runs[n]. Returns the number of runs.
  */
-static size_t claim_fault(struct handler *h, size_t page, bool *claimed)
+static size_t fault_not_claimed(struct handler *h, size_t page, size_t n)
 {
-	size_t w = h->r->cfg.window, first = page - page % w;
-	size_t n = claim(h, first, first + w, 0);
+	struct restore *r = h->r;
 
-	*claimed = false;
-	for (size_t i = 0; i < n; i++)
-		*claimed |= run_has(&h->runs[i], page);
-	if (*claimed && h->r->cfg.prefetch)
-		n = claim(h, first + w, first + w * (1 + h->r->cfg.prefetch), n);
-	return n;
+	for (;;) {
+		unsigned char s = atomic_load(&r->state[page]);
+		enum page_claim c;
+
+		switch (page_kind(s)) {
+		case PAGE_FILLING:
+		case PAGE_MAPPING:
+			if (page_wait_holder(&r->state[page]))
+				return n;
+			break;
+		case PAGE_DONE:
+			if (page_claim_done(&r->state[page])) {
+				h->stats.stale++;
+				map_pages(h, page, 1);
+				return n;
+			}
+			break;
+		case PAGE_GONE:
+			wake_pages(r, page, 1);
+			return n;
+		default:
+			c = page_claim(&r->state[page]);
+			if (c == CLAIM_NONE)
+				break;
+			if (c == CLAIM_SNAPSHOT)
+				atomic_fetch_sub(&r->nr_absent, 1);
+			h->runs[n] = (struct run){ page, 1, c == CLAIM_ZERO, false };
+			return n + 1;
+		}
+	}
 }
 
-static void simulate_read_latency(struct restore *r)
+size_t claim_fault(struct handler *h, unsigned long addr)
+{
+	struct restore *r = h->r;
+	unsigned long base = (unsigned long)r->cfg.area;
+	size_t w = r->cfg.window, page, first, n;
+
+	if (addr < base || addr >= base + r->cfg.size)
+		return 0;		/* not ours */
+	page = (addr - base) / r->page_size;
+	first = page - page % w;
+	n = claim_window(h, first, false);
+	for (size_t i = 0; i < n; i++) {
+		const struct run *run = &h->runs[i];
+
+		if (page < run->first || page >= run->first + run->count)
+			continue;
+		if (!run->zero && r->cfg.prefetch && first + w < r->nr_pages) {
+			size_t end = first + w * (1 + (size_t)r->cfg.prefetch);
+
+			queue_readahead(r, first + w,
+					end > r->nr_pages ? r->nr_pages : end);
+		}
+		return n;
+	}
+	return fault_not_claimed(h, page, n);
+}
+
+/* --- filling and mapping a run --- */
+
+void simulate_read_latency(struct restore *r)
 {
 	struct timespec ts = {
 		.tv_sec = r->cfg.read_delay_us / 1000000,
@@ -278,40 +398,45 @@ static void simulate_read_latency(struct restore *r)
 			;
 }
 
-static void check_read(struct restore *r, ssize_t n, const struct run *run)
+void check_read(struct restore *r, ssize_t n, const struct run *run)
 {
 	off_t off = r->cfg.snapshot_offset + run->first * r->page_size;
 	size_t len = run->count * r->page_size;
 
 	if (n < 0)
-		fatal(r, "reading %zu bytes of the snapshot at offset %lld: %s",
-		      len, (long long)off, strerror(-n));
+		restore_fatal(r, "reading %zu bytes of the snapshot at offset %lld: %s",
+			      len, (long long)off, strerror(-n));
 	if ((size_t)n != len)
-		fatal(r, "the snapshot is short: %zd of %zu bytes at offset %lld",
-		      n, len, (long long)off);
+		restore_fatal(r, "the snapshot is short: %zd of %zu bytes at offset %lld",
+			      n, len, (long long)off);
 }
 
 static void read_snapshot(struct handler *h, const struct run *run)
 {
 	struct restore *r = h->r;
-	ssize_t n;
+	size_t len = run->count * r->page_size, got = 0;
+	off_t off = r->cfg.snapshot_offset + run->first * r->page_size;
+	ssize_t n = 0;
 
 	simulate_read_latency(r);
 	h->stats.reads++;
-	do {
-		n = pread(r->cfg.snapshot, h->buf, run->count * r->page_size,
-			  r->cfg.snapshot_offset + run->first * r->page_size);
-	} while (n < 0 && errno == EINTR);
-	check_read(r, n < 0 ? -errno : n, run);
+	while (got < len) {
+		n = pread(r->cfg.snapshot, h->buf + got, len - got, off + got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += n;
+	}
+	check_read(r, n < 0 ? -errno : (ssize_t)got, run);
 }
 
 /*
- * Write @run's pages from @buf into the guest_memfd, from page @done on.
  * write() never overwrites a populated page: it stops before one (short
  * count) or fails with EEXIST on it; such a page keeps what it has.
  */
-static void populate(struct handler *h, const char *buf, const struct run *run,
-		     size_t done)
+void populate(struct handler *h, const char *buf, const struct run *run,
+	      size_t done)
 {
 	struct restore *r = h->r;
 	long ps = r->page_size;
@@ -327,504 +452,423 @@ static void populate(struct handler *h, const char *buf, const struct run *run,
 			h->stats.eexist++;
 			done++;
 		} else if (n < 0 && errno != EINTR) {
-			fatal(r, "writing the guest_memfd at offset %lld: %s",
-			      (long long)(run->first + done) * ps, strerror(errno));
+			restore_fatal(r, "writing the guest_memfd at offset %lld: %s",
+				      (long long)(run->first + done) * ps,
+				      strerror(errno));
 		}
 	}
 }
 
 /*
- * Map @run with UFFDIO_CONTINUE, which wakes the threads waiting on it.
- * Pages someone else mapped (EEXIST) are skipped; EAGAIN means an event
- * (REMOVE, UNMAP) is waiting to be read before the layout can change, so
- * read it and retry; ENOENT means the range is not registered any more.
+ * Map held, written pages with UFFDIO_CONTINUE, which wakes the threads
+ * waiting on them, and release them. EEXIST: mapped already (a retried
+ * fault, another CONTINUE), wake whoever waits. EAGAIN: an event (REMOVE,
+ * UNMAP) must be read before the layout can change. EFAULT: the page left
+ * the file after we wrote it, the guest removed it: it reads zeroes. ENOENT:
+ * the range spans VMAs (mprotect, MADV_DONTDUMP split the area), so go page
+ * by page; on one page, it is not registered (unmapped, unregistered) any
+ * more: wake it.
  */
-static void map_run(struct handler *h, const struct run *run)
+static void map_pages(struct handler *h, size_t first, size_t count)
 {
 	struct restore *r = h->r;
-	unsigned long start = page_addr(r, run->first);
-	unsigned long end = start + run->count * r->page_size;
+	size_t end = first + count;
+	bool by_page = false;
 
-	while (start < end) {
+	while (first < end) {
+		size_t n = by_page ? 1 : end - first;
 		struct uffdio_continue cont = {
-			.range = { .start = start, .len = end - start },
+			.range = { .start = page_addr(r, first), .len = n * r->page_size },
 		};
 
-		if (!ioctl(r->cfg.uffd, UFFDIO_CONTINUE, &cont))
-			break;
+		if (!ioctl(r->cfg.uffd, UFFDIO_CONTINUE, &cont)) {
+			release_pages(h, first, n, true);
+			first += n;
+			continue;
+		}
 		if (cont.mapped > 0) {		/* partly done */
-			start += cont.mapped;
+			n = cont.mapped / r->page_size;
+			release_pages(h, first, n, true);
+			first += n;
 			continue;
 		}
 		switch (errno) {
 		case EEXIST:
 			h->stats.eexist++;
-			wake(h, start, r->page_size);
-			start += r->page_size;
+			release_pages(h, first, 1, true);
+			wake_pages(r, first++, 1);
 			break;
 		case EAGAIN:
 			h->stats.eagain++;
-			if (!read_messages(h))
-				sched_yield();	/* another handler reads it */
+			if (read_messages(h) <= 0)
+				sched_yield();	/* another thread reads it */
 			break;
 		case EFAULT:
-			/*
-			 * The page left the file after we wrote it: the guest
-			 * removed it. finish_run() makes it DISCARDED; wake
-			 * whoever waits, to fault again and get zeroes.
-			 */
-			set_range(r, start, start + 1, REMOVED, REMOVED);
-			wake(h, start, r->page_size);
-			start += r->page_size;
+			release_pages(h, first, 1, false);
+			wake_pages(r, first++, 1);
 			break;
 		case ENOENT:
-			return;
+			if (n > 1) {
+				h->stats.split++;
+				by_page = true;
+				break;
+			}
+			release_pages(h, first, 1, true);
+			wake_pages(r, first++, 1);
+			break;
 		default:
-			fatal(r, "UFFDIO_CONTINUE at %#lx: %s", start,
-			      strerror(errno));
+			restore_fatal(r, "UFFDIO_CONTINUE at %#lx: %s",
+				      page_addr(r, first), strerror(errno));
 		}
 	}
 }
 
-/* The run is filled and mapped: messages for its pages are stale now. */
-static void finish_run(struct handler *h, const struct run *run)
+/* Punch pages removed while we filled them, before anything maps them. */
+static void punch_pages(struct handler *h, size_t first, size_t count)
 {
 	struct restore *r = h->r;
 
-	map_run(h, run);
-	for (size_t p = run->first; p < run->first + run->count; p++) {
-		unsigned char s = BUSY;
-
-		if (atomic_compare_exchange_strong(&r->state[p], &s, DONE) ||
-		    s != REMOVED)
-			continue;
-		/*
-		 * Removed while we filled it: whether the hole was punched
-		 * before or after our write, punch it again so that it reads
-		 * as zeroes, like every removed page.
-		 */
-		if (fallocate(r->cfg.gmem, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			      p * r->page_size, r->page_size))
-			fatal(r, "punching a removed page out of the guest_memfd: %s",
+	if (fallocate(r->cfg.gmem, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      first * r->page_size, count * r->page_size))
+		restore_fatal(r, "punching removed pages out of the guest_memfd: %s",
 			      strerror(errno));
-		atomic_store(&r->state[p], DISCARDED);
-		wake(h, page_addr(r, p), r->page_size);
-	}
+	h->stats.punched += count;
+	release_pages(h, first, count, false);
+	/* A fault that came after the REMOVE may wait on the page we wrote. */
+	wake_pages(r, first, count);
 }
 
-/* A run written and mapped: count its pages. */
-static void count_run(struct handler *h, const struct run *run)
+void finish_run(struct handler *h, const struct run *run)
 {
+	struct restore *r = h->r;
+	size_t end = run->first + run->count;
+
+	pthread_rwlock_rdlock(&r->event_lock);
+	for (size_t p = run->first; p < end; p++)
+		page_written(&r->state[p]);
+	pthread_rwlock_unlock(&r->event_lock);
+
+	/* Pages still FILLING were removed: punch them; map the others. */
+	for (size_t p = run->first; p < end;) {
+		bool removed = page_kind(atomic_load(&r->state[p])) == PAGE_FILLING;
+		size_t q = p + 1;
+
+		while (q < end &&
+		       (page_kind(atomic_load(&r->state[q])) == PAGE_FILLING) == removed)
+			q++;
+		if (removed)
+			punch_pages(h, p, q - p);
+		else
+			map_pages(h, p, q - p);
+		p = q;
+	}
+
 	if (run->zero)
 		h->stats.zero_pages += run->count;
 	else
 		h->stats.pages += run->count;
+	if (run->readahead)
+		h->stats.readahead_pages += run->count;
+}
+
+void fill_run(struct handler *h, const struct run *run)
+{
+	struct restore *r = h->r;
+
+	if (run->zero) {
+		populate(h, r->zeroes, run, 0);
+	} else if (r->cfg.image) {
+		populate(h, r->cfg.image + run->first * r->page_size, run, 0);
+	} else {
+		read_snapshot(h, run);
+		populate(h, h->buf, run, 0);
+	}
+	finish_run(h, run);
+}
+
+/* --- the interface --- */
+
+static int check_config(struct restore *r)
+{
+	const struct restore_config *cfg = &r->cfg;
+	long ps = r->page_size;
+	struct stat st;
+	int fl;
+
+	fl = fcntl(cfg->uffd, F_GETFL);
+	if (fl < 0)
+		return -1;
+	if (!(fl & O_NONBLOCK) || !cfg->size || cfg->size % ps ||
+	    (unsigned long)cfg->area % ps || cfg->mode > RESTORE_URING ||
+	    cfg->threads > RESTORE_MAX_THREADS || cfg->prefetch > r->nr_pages)
+		goto inval;
+	if (r->cfg.window > r->nr_pages)
+		r->cfg.window = r->nr_pages;
+	r->window_bytes = (size_t)r->cfg.window * ps;
+	if (r->window_bytes > RESTORE_MAX_WINDOW_BYTES)
+		goto inval;
+	if (fstat(cfg->gmem, &st))
+		return -1;
+	if ((size_t)st.st_size < cfg->size)
+		goto inval;
+	if (cfg->image)
+		return cfg->image_size < cfg->size ? (errno = EINVAL, -1) : 0;
+
+	/* The snapshot: long enough now, and O_DIRECT-able if it is that. */
+	if (cfg->snapshot_offset < 0 || fstat(cfg->snapshot, &st))
+		goto inval;
+	if (S_ISREG(st.st_mode) &&
+	    (size_t)st.st_size < cfg->snapshot_offset + cfg->size)
+		goto inval;
+	fl = fcntl(cfg->snapshot, F_GETFL);
+	if (fl < 0 || ((fl & O_DIRECT) && cfg->snapshot_offset % ps))
+		goto inval;
+	return 0;
+inval:
+	errno = EINVAL;
+	return -1;
 }
 
 /*
- * A fault none of whose pages this handler claimed. A page someone else
- * holds (BUSY) needs nothing: its holder's CONTINUE wakes the fault. A
- * resolved (DONE) page means a stale message (a duplicate, or a fault a
- * window's CONTINUE woke before we read it), or a page that left the page
- * table or the file without an event we saw: CONTINUE it again. EEXIST
- * (stale) wakes it, a page still in the file is mapped, and one punched
- * out (EFAULT) is refilled with zeroes on the next fault.
+ * MISSING and MINOR, so that no page we write is mapped before our
+ * CONTINUE (see the top of this file). The VMM may have registered the
+ * area already, with this userfaultfd: that just changes the modes.
  */
-static void fault_not_claimed(struct handler *h, size_t page)
+static int register_area(struct restore *r, __u64 mode)
 {
-	unsigned char done = DONE;
-	struct run run = { page, 1, false };
+	struct uffdio_register reg = {
+		.range = { .start = (unsigned long)r->cfg.area, .len = r->cfg.size },
+		.mode = mode,
+	};
 
-	if (!atomic_compare_exchange_strong(&h->r->state[page], &done, BUSY))
-		return;
-	h->stats.stale++;
-	finish_run(h, &run);
-}
-
-static bool fault_page(struct handler *h, unsigned long addr, size_t *page)
-{
-	unsigned long base = (unsigned long)h->r->cfg.area;
-
-	if (addr < base || addr >= base + h->r->cfg.size)
-		return false;		/* not ours: stale after a remap */
-	*page = (addr - base) / h->r->page_size;
-	return true;
-}
-
-/* Fill and map the runs claim() found. */
-static void sync_fill(struct handler *h, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		const struct run *run = &h->runs[i];
-
-		if (run->zero) {
-			populate(h, h->r->zeroes, run, 0);
-		} else if (h->r->cfg.image) {
-			populate(h, h->r->cfg.image + run->first * h->r->page_size,
-				 run, 0);
-		} else {
-			read_snapshot(h, run);
-			populate(h, h->buf, run, 0);
-		}
-		finish_run(h, run);
-		count_run(h, run);
+	if (ioctl(r->cfg.uffd, UFFDIO_REGISTER, &reg))
+		return -1;
+	if (!(reg.ioctls & (1ULL << _UFFDIO_CONTINUE))) {
+		errno = EINVAL;
+		return -1;
 	}
+	return 0;
 }
 
-/*
- * Readahead, a window at a time, so that handler threads share it: each
- * claims the next window nobody has, and they fill them side by side.
- */
-static void sync_prefetch(struct handler *h, size_t window_first)
+static void *alloc_aligned(struct restore *r, size_t size)
 {
-	size_t w = h->r->cfg.window;
+	void *p;
 
-	for (size_t j = 1; j <= h->r->cfg.prefetch; j++) {
-		size_t first = window_first + j * w;
+	return posix_memalign(&p, r->page_size, size) ? NULL : p;
+}
 
-		if (first >= h->r->nr_pages)
-			break;
-		sync_fill(h, claim(h, first, first + w, 0));
+static void add_stats(struct restore_stats *sum, const struct restore_stats *s)
+{
+	/* Every field is an unsigned long counter. */
+	unsigned long *out = (unsigned long *)sum;
+	const unsigned long *in = (const unsigned long *)s;
+
+	for (size_t i = 0; i < sizeof(*sum) / sizeof(*out); i++)
+		out[i] += in[i];
+}
+
+/* Stop the threads that run, and free everything. */
+static void restore_free(struct restore *r, struct restore_stats *sum)
+{
+	atomic_store(&r->stop, true);
+	kick(r);
+	for (unsigned int i = 0; r->handlers && i < r->nr_handlers; i++) {
+		struct handler *h = &r->handlers[i];
+
+		if (h->started)
+			pthread_join(h->thread, NULL);
+		if (sum)
+			add_stats(sum, &h->stats);
+		uring_exit(h);
+		free(h->buf);
+		free(h->runs);
+		free(h->pending);
 	}
+	if (r->kick_fd >= 0)
+		close(r->kick_fd);
+	pthread_rwlock_destroy(&r->event_lock);
+	pthread_mutex_destroy(&r->queue_lock);
+	pthread_cond_destroy(&r->work);
+	free(r->demand.items);
+	free(r->readahead.spans);
+	free(r->handlers);
+	free((void *)r->zeroes);
+	free((void *)r->state);
+	free(r);
 }
 
-static void sync_fault(struct handler *h, unsigned long addr)
+/* @ring: RESTORE_URING's handler (restore_finish()'s filler has none). */
+static int handler_init(struct restore *r, struct handler *h, bool ring)
 {
-	size_t page, first, n;
-	bool claimed = false;
-
-	if (!fault_page(h, addr, &page))
-		return;
-	first = page - page % h->r->cfg.window;
-	n = claim(h, first, first + h->r->cfg.window, 0);
-	for (size_t i = 0; i < n; i++)
-		claimed |= run_has(&h->runs[i], page);
-	sync_fill(h, n);
-	/*
-	 * A vCPU waits on a page another handler is filling: read ahead of
-	 * it too, beside that handler.
-	 */
-	if (claimed || atomic_load(&h->r->state[page]) == BUSY)
-		sync_prefetch(h, first);
-	if (!claimed)
-		fault_not_claimed(h, page);
-}
-
-static void handler_init(struct handler *h)
-{
-	/* The simulated latency is exact: no timer slack on the sleeps. */
-	prctl(PR_SET_TIMERSLACK, 1UL);
-}
-
-static void *sync_handler(void *arg)
-{
-	struct handler *h = arg;
-	struct restore *r = h->r;
-	struct pollfd pfd = { .fd = r->cfg.uffd, .events = POLLIN };
-
-	handler_init(h);
-	while (!atomic_load(&r->stop)) {
-		unsigned long addr;
-
-		if (pop_fault(h, &addr)) {
-			sync_fault(h, addr);
-			continue;
-		}
-		if (poll(&pfd, 1, 10) > 0)
-			read_messages(h);
+	h->r = r;
+	/* A fault may add one page outside its window: see fault_not_claimed(). */
+	h->runs = calloc(r->cfg.window + 1, sizeof(*h->runs));
+	h->buf = alloc_aligned(r, r->window_bytes);
+	if (!h->runs || !h->buf) {
+		errno = ENOMEM;
+		return -1;
 	}
-	return NULL;
-}
-
-/* --- RESTORE_URING: one thread, every fault's I/O in flight at once --- */
-
-static struct io_uring_sqe *get_sqe(struct handler *h)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&h->ring);
-
-	if (!sqe) {
-		io_uring_submit(&h->ring);
-		sqe = io_uring_get_sqe(&h->ring);
-		if (!sqe)
-			fatal(h->r, "io_uring submission queue full");
-	}
-	return sqe;
-}
-
-static void arm_poll(struct handler *h)
-{
-	struct io_uring_sqe *sqe = get_sqe(h);
-
-	io_uring_prep_poll_multishot(sqe, h->r->cfg.uffd, POLLIN);
-	io_uring_sqe_set_data64(sqe, TAG_POLL);
-}
-
-/*
- * One slot's I/O, as a link: [wait the simulated latency ->] read the
- * snapshot -> write the guest_memfd. Only the write posts a completion if
- * all goes well; a failure ends the link and posts its own.
- */
-static void uring_submit(struct handler *h, unsigned int i)
-{
-	struct restore *r = h->r;
-	struct slot *s = &h->slots[i];
-	size_t len = s->run.count * r->page_size;
-	struct io_uring_sqe *sqe;
-
-	if (r->cfg.image) {	/* mapped snapshot: no read, one copy */
-		sqe = get_sqe(h);
-		io_uring_prep_write(sqe, r->cfg.gmem,
-				    r->cfg.image + s->run.first * r->page_size,
-				    len, s->run.first * r->page_size);
-		io_uring_sqe_set_data64(sqe, (uint64_t)i << 2 | TAG_WRITE);
-		h->inflight++;
-		return;
-	}
-	if (r->cfg.read_delay_us) {
-		sqe = get_sqe(h);
-		io_uring_prep_timeout(sqe, &h->delay, 0,
-				      IORING_TIMEOUT_ETIME_SUCCESS);
-		sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
-		io_uring_sqe_set_data64(sqe, (uint64_t)i << 2 | TAG_DELAY);
-	}
-	sqe = get_sqe(h);
-	io_uring_prep_read(sqe, r->cfg.snapshot, s->buf, len,
-			   r->cfg.snapshot_offset + s->run.first * r->page_size);
-	/*
-	 * A snapshot in the page cache is read inline, by this thread: fine
-	 * for a page, but windows would be copied one after the other, so
-	 * they go to io-wq (IOSQE_ASYNC). The writes go to io-wq anyway
-	 * (guest_memfd has no FMODE_NOWAIT), which runs the writes to one
-	 * file in order.
-	 */
-	sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
-	if (s->run.count > 1)
-		sqe->flags |= IOSQE_ASYNC;
-	io_uring_sqe_set_data64(sqe, (uint64_t)i << 2 | TAG_READ);
-	sqe = get_sqe(h);
-	io_uring_prep_write(sqe, r->cfg.gmem, s->buf, len,
-			    s->run.first * r->page_size);
-	io_uring_sqe_set_data64(sqe, (uint64_t)i << 2 | TAG_WRITE);
-	h->stats.reads++;
-	h->inflight++;
-}
-
-/* Start the pending runs there are free slots for. */
-static void uring_start_pending(struct handler *h)
-{
-	size_t started = 0;
-
-	for (unsigned int i = 0; i < URING_SLOTS && started < h->nr_pending; i++) {
-		if (h->slots[i].used)
-			continue;
-		h->slots[i].used = true;
-		h->slots[i].run = h->pending[started++];
-		uring_submit(h, i);
-	}
-	memmove(h->pending, h->pending + started,
-		(h->nr_pending - started) * sizeof(*h->pending));
-	h->nr_pending -= started;
-}
-
-static void uring_fault(struct handler *h, unsigned long addr)
-{
-	size_t page, n;
-	bool claimed;
-
-	if (!fault_page(h, addr, &page))
-		return;
-	n = claim_fault(h, page, &claimed);
-	for (size_t i = 0; i < n; i++) {
-		const struct run *run = &h->runs[i];
-
-		if (run->zero) {	/* rare: no I/O to overlap */
-			populate(h, h->r->zeroes, run, 0);
-			finish_run(h, run);
-			count_run(h, run);
-			continue;
-		}
-		if (h->nr_pending == h->pending_size) {
-			h->pending_size = h->pending_size ? 2 * h->pending_size : 64;
-			h->pending = xrealloc(h->r, h->pending,
-					      h->pending_size * sizeof(*h->pending));
-		}
-		h->pending[h->nr_pending++] = *run;
-	}
-	if (!claimed)
-		fault_not_claimed(h, page);
-}
-
-static void uring_complete(struct handler *h, struct io_uring_cqe *cqe)
-{
-	uint64_t data = io_uring_cqe_get_data64(cqe);
-	struct slot *s = &h->slots[data >> 2];
-	size_t len = s->run.count * h->r->page_size;
-
-	switch (data & 3) {
-	case TAG_DELAY:
-		fatal(h->r, "io_uring timeout: %s", strerror(-cqe->res));
-		break;
-	case TAG_READ:		/* posted on failure only */
-		check_read(h->r, cqe->res, &s->run);
-		fatal(h->r, "snapshot read failed");
-		break;
-	case TAG_WRITE:
-		if (cqe->res < 0 && cqe->res != -EEXIST)
-			fatal(h->r, "writing the guest_memfd at offset %lld: %s",
-			      (long long)s->run.first * h->r->page_size,
-			      strerror(-cqe->res));
-		/* Stopped at a populated page: the rest, one by one. */
-		if (cqe->res != (int)len)
-			populate(h, h->r->cfg.image ?
-				 h->r->cfg.image + s->run.first * h->r->page_size :
-				 s->buf, &s->run,
-				 cqe->res > 0 ? cqe->res / h->r->page_size : 0);
-		finish_run(h, &s->run);
-		count_run(h, &s->run);
-		s->used = false;
-		h->inflight--;
-		break;
-	}
-}
-
-static void *uring_handler(void *arg)
-{
-	struct handler *h = arg;
-	struct restore *r = h->r;
-	struct __kernel_timespec tick = { .tv_nsec = 10 * 1000 * 1000 };
-	int ret;
-
-	handler_init(h);
-	h->delay.tv_sec = r->cfg.read_delay_us / 1000000;
-	h->delay.tv_nsec = r->cfg.read_delay_us % 1000000 * 1000L;
-	arm_poll(h);
-	while (!atomic_load(&r->stop) || h->inflight) {
-		struct io_uring_cqe *cqe;
-		unsigned int head, seen = 0;
-		unsigned long addr;
-
-		/* Handled in order; a fault's runs wait for slots. */
-		while (pop_fault(h, &addr))
-			uring_fault(h, addr);
-		uring_start_pending(h);
-		ret = io_uring_submit_and_wait_timeout(&h->ring, &cqe, 1, &tick, NULL);
-		if (ret < 0 && ret != -ETIME && ret != -EINTR)
-			fatal(r, "io_uring_submit_and_wait: %s", strerror(-ret));
-		io_uring_for_each_cqe(&h->ring, head, cqe) {
-			seen++;
-			if (io_uring_cqe_get_data64(cqe) != TAG_POLL) {
-				uring_complete(h, cqe);
-				continue;
-			}
-			if (cqe->res < 0)
-				fatal(r, "polling the userfaultfd: %s", strerror(-cqe->res));
-			if (!(cqe->flags & IORING_CQE_F_MORE))
-				arm_poll(h);
-			read_messages(h);
-		}
-		io_uring_cq_advance(&h->ring, seen);
-	}
-	return NULL;
+	return ring ? uring_init(h) : 0;
 }
 
 struct restore *restore_start(const struct restore_config *cfg)
 {
 	struct restore *r = calloc(1, sizeof(*r));
 	void *(*fn)(void *);
+	int err;
 
 	if (!r)
 		return NULL;
 	r->cfg = *cfg;
+	r->kick_fd = -1;
 	r->page_size = sysconf(_SC_PAGESIZE);
 	r->nr_pages = cfg->size / r->page_size;
 	if (!r->cfg.window)
 		r->cfg.window = 1;
+	pthread_rwlock_init(&r->event_lock, NULL);
+	pthread_mutex_init(&r->queue_lock, NULL);
+	pthread_cond_init(&r->work, NULL);
+	if (check_config(r)) {
+		err = errno;
+		goto fail;
+	}
+	atomic_store(&r->nr_absent, r->nr_pages);
 	r->nr_handlers = cfg->mode == RESTORE_URING ? 1 :
 			 cfg->threads ? cfg->threads : 1;
 	r->state = calloc(r->nr_pages, sizeof(*r->state));
-	r->zeroes = calloc(r->cfg.window, r->page_size);
+	r->zeroes = alloc_aligned(r, r->window_bytes);
 	r->handlers = calloc(r->nr_handlers, sizeof(*r->handlers));
-	if (!r->state || !r->zeroes || !r->handlers || cfg->size % r->page_size) {
-		errno = r->state && r->zeroes && r->handlers ? EINVAL : ENOMEM;
+	r->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (!r->state || !r->zeroes || !r->handlers || r->kick_fd < 0) {
+		err = ENOMEM;
+		goto fail;
+	}
+	memset((void *)r->zeroes, 0, r->window_bytes);
+	for (unsigned int i = 0; i < r->nr_handlers; i++) {
+		if (handler_init(r, &r->handlers[i],
+				 cfg->mode == RESTORE_URING)) {
+			err = errno;
+			goto fail;
+		}
+	}
+	if (register_area(r, UFFDIO_REGISTER_MODE_MISSING |
+			     UFFDIO_REGISTER_MODE_MINOR)) {
+		err = errno;
 		goto fail;
 	}
 
 	fn = cfg->mode == RESTORE_URING ? uring_handler : sync_handler;
 	for (unsigned int i = 0; i < r->nr_handlers; i++) {
 		struct handler *h = &r->handlers[i];
-		size_t wsize = r->cfg.window * r->page_size;
 
-		h->r = r;
-		h->runs = calloc((size_t)r->cfg.window * (1 + r->cfg.prefetch),
-				 sizeof(*h->runs));
-		h->buf = malloc(wsize);
-		if (!h->runs || !h->buf)
-			goto nomem;
-		if (cfg->mode == RESTORE_URING) {
-			int ret = io_uring_queue_init(URING_ENTRIES, &h->ring, 0);
-
-			if (ret) {
-				errno = -ret;
-				goto fail;
-			}
-			for (unsigned int s = 0; s < URING_SLOTS; s++) {
-				h->slots[s].buf = malloc(wsize);
-				if (!h->slots[s].buf)
-					goto nomem;
-			}
-		}
-	}
-	for (unsigned int i = 0; i < r->nr_handlers; i++) {
-		int ret = pthread_create(&r->handlers[i].thread, NULL, fn,
-					 &r->handlers[i]);
-
-		if (ret) {
-			errno = ret;
-			/* Threads already started serve until exit. */
-			return NULL;
-		}
+		err = pthread_create(&h->thread, NULL, fn, h);
+		if (err)
+			goto fail;
+		h->started = true;
 	}
 	return r;
 
-nomem:
-	errno = ENOMEM;
 fail:
-	/* Freed by exit: restore_start() fails only at start-up. */
+	restore_free(r, NULL);
+	errno = err;
 	return NULL;
 }
 
-void restore_stop(struct restore *r, struct restore_stats *stats)
+static int check_range(struct restore *r, size_t offset, size_t len,
+		       size_t *first, size_t *end)
+{
+	if (offset % r->page_size || len % r->page_size || offset > r->cfg.size ||
+	    len > r->cfg.size - offset) {
+		errno = EINVAL;
+		return -1;
+	}
+	*first = offset / r->page_size;
+	*end = *first + len / r->page_size;
+	return 0;
+}
+
+int restore_populated(struct restore *r, size_t offset, size_t len)
+{
+	size_t first, end;
+
+	if (check_range(r, offset, len, &first, &end))
+		return -1;
+	for (size_t p = first; p < end; p++)
+		if (page_populated(&r->state[p]))
+			atomic_fetch_sub(&r->nr_absent, 1);
+	return 0;
+}
+
+int restore_discarded(struct restore *r, size_t offset, size_t len)
+{
+	size_t first, end;
+
+	if (check_range(r, offset, len, &first, &end))
+		return -1;
+	/* Ordered against page_written() as a REMOVE event is. */
+	pthread_rwlock_wrlock(&r->event_lock);
+	discard_pages(r, first, end);
+	pthread_rwlock_unlock(&r->event_lock);
+	return 0;
+}
+
+void restore_progress(struct restore *r, struct restore_progress *p)
+{
+	p->total = r->nr_pages;
+	p->absent = atomic_load(&r->nr_absent);
+}
+
+size_t restore_stop(struct restore *r, struct restore_stats *stats)
 {
 	struct restore_stats sum = { 0 };
+	size_t absent;
 
 	atomic_store(&r->stop, true);
+	kick(r);
 	for (unsigned int i = 0; i < r->nr_handlers; i++) {
-		struct handler *h = &r->handlers[i];
-
-		pthread_join(h->thread, NULL);
-		sum.faults += h->stats.faults;
-		sum.pages += h->stats.pages;
-		sum.zero_pages += h->stats.zero_pages;
-		sum.reads += h->stats.reads;
-		sum.stale += h->stats.stale;
-		sum.eexist += h->stats.eexist;
-		sum.eagain += h->stats.eagain;
-		sum.removes += h->stats.removes;
-		sum.unmaps += h->stats.unmaps;
-		if (r->cfg.mode == RESTORE_URING) {
-			io_uring_queue_exit(&h->ring);
-			for (unsigned int s = 0; s < URING_SLOTS; s++)
-				free(h->slots[s].buf);
-		}
-		free(h->buf);
-		free(h->runs);
-		free(h->backlog);
-		free(h->pending);
+		pthread_join(r->handlers[i].thread, NULL);
+		r->handlers[i].started = false;
 	}
+	/*
+	 * Back to MISSING only, as the VMM registered it: nobody answers a
+	 * MINOR fault now, and a page that left the page table (MADV_DONTNEED)
+	 * must just be mapped again. Wake whoever faulted since the threads
+	 * stopped, to fault again under the new modes. Best effort: the area
+	 * may be partly unmapped.
+	 */
+	register_area(r, UFFDIO_REGISTER_MODE_MISSING);
+	wake_pages(r, 0, r->nr_pages);
+	absent = atomic_load(&r->nr_absent);
+	restore_free(r, &sum);
 	if (stats)
 		*stats = sum;
-	free(r->handlers);
-	free(r->zeroes);
-	free((void *)r->state);
-	free(r);
+	return absent;
+}
+
+int restore_finish(struct restore *r, struct restore_stats *stats)
+{
+	struct handler f = { 0 };
+	size_t absent;
+
+	if (handler_init(r, &f, false)) {
+		free(f.buf);
+		free(f.runs);
+		return -1;
+	}
+	for (size_t first = 0; first < r->nr_pages; first += r->cfg.window) {
+		size_t n = claim_window(&f, first, true);
+
+		for (size_t i = 0; i < n; i++)
+			fill_run(&f, &f.runs[i]);
+	}
+	free(f.buf);
+	free(f.runs);
+	absent = restore_stop(r, stats);
+	if (stats)
+		add_stats(stats, &f.stats);
+	if (absent) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
 }
