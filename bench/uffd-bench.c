@@ -16,12 +16,11 @@
  * Usage: uffd-bench BACKEND [-p PAGES] [-t THREADS] [-H HANDLERS] [-c]
  * Output, one line: backend threads handlers faults seconds faults/s
  * p50_us p99_us (key=value); -c adds "cdf BACKEND PERCENT LATENCY_US"
- * lines, one per percent. Exit 4 (kselftest's skip) if the backend is not
- * available on this kernel.
+ * lines, one per percent. Exit 2 on a bad option, 4 (kselftest's skip) if
+ * the backend is not available on this kernel.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
@@ -33,13 +32,11 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "gmem-vm.h"
-
-#define SKIP 4
+#include "uffd-util.h"
+#include "vmm-util.h"
 
 enum resolve { NONE, COPY, CONTINUE, WRITE_CONTINUE };
 
@@ -69,43 +66,9 @@ static int uffd = -1;
 static atomic_bool done;
 static double *latency_us;	/* one per page */
 
-static void die(const char *what)
-{
-	perror(what);
-	exit(1);
-}
-
-static void skip(const char *why)
-{
-	printf("SKIP: %s: %s\n", be->name, why);
-	exit(SKIP);
-}
-
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int gmem_create(size_t size)
-{
-	struct gmem_vm v;
-	int gmem;
-
-	gmem_vm_require(&v);
-	gmem = gmem_vm_create(&v, size);
-	if (gmem < 0)
-		die("KVM_CREATE_GUEST_MEMFD");
-	return gmem;
-}
-
 static void setup(void)
 {
 	size_t size = nr_pages * page_size;
-	struct uffdio_api api = { .api = UFFD_API };
-	struct uffdio_register reg = { .mode = be->mode };
 
 	source = mmap(NULL, size, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
@@ -122,7 +85,7 @@ static void setup(void)
 			die("madvise(MADV_NOHUGEPAGE)");
 	} else {
 		fd = be->memory == 's' ? memfd_create("uffd-bench", 0) :
-					 gmem_create(size);
+					 gmem_require(size);
 		if (fd < 0)
 			die("memfd_create");
 		if (be->memory == 's' && ftruncate(fd, size))
@@ -138,16 +101,16 @@ static void setup(void)
 
 	if (!be->mode)
 		return;
-	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (uffd < 0)
-		skip("no userfaultfd");
-	if (ioctl(uffd, UFFDIO_API, &api))
-		die("UFFDIO_API");
-	reg.range.start = (unsigned long)area;
-	reg.range.len = size;
-	if (ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+	/* Not uffd_require(): a skip names the backend. */
+	uffd = uffd_open(0);
+	if (uffd < 0) {
+		if (errno == ENOSYS || errno == EPERM)
+			skip("%s: no userfaultfd", be->name);
+		die("userfaultfd");
+	}
+	if (uffd_register(uffd, area, size, be->mode, NULL)) {
 		if (errno == EINVAL)
-			skip("UFFDIO_REGISTER: EINVAL");
+			skip("%s: UFFDIO_REGISTER: EINVAL", be->name);
 		die("UFFDIO_REGISTER");
 	}
 }
@@ -217,10 +180,10 @@ static void *faulter(void *arg)
 {
 	for (size_t n = (size_t)arg; n < nr_pages; n += nr_threads) {
 		size_t off = n * page_size;
-		double t0 = now_us();
+		uint64_t t0 = now_ns();
 
 		*(volatile char *)(area + off) = source[off];
-		latency_us[n] = now_us() - t0;
+		latency_us[n] = (now_ns() - t0) / 1e3;
 	}
 	return NULL;
 }
@@ -235,7 +198,8 @@ static int cmp_double(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	pthread_t *faulters, *handlers;
-	double start, seconds;
+	uint64_t start;
+	double seconds;
 	int opt;
 
 	page_size = sysconf(_SC_PAGESIZE);
@@ -249,14 +213,24 @@ int main(int argc, char **argv)
 	optind = 2;
 	while ((opt = getopt(argc, argv, "p:t:H:c")) != -1) {
 		switch (opt) {
-		case 'c': print_cdf = true; break;
-		case 'p': nr_pages = strtoul(optarg, NULL, 0); break;
-		case 't': nr_threads = strtoul(optarg, NULL, 0); break;
-		case 'H': nr_handlers = strtoul(optarg, NULL, 0); break;
-		default: goto usage;
+		case 'c':
+			print_cdf = true;
+			break;
+		case 'p':
+			nr_pages = arg_uint("-p", optarg, 1, SIZE_MAX / page_size);
+			break;
+		case 't':
+			nr_threads = arg_uint("-t", optarg, 1, 1024);
+			break;
+		case 'H':
+			nr_handlers = arg_uint("-H", optarg, 0, 1024);
+			break;
+		default:
+			goto usage;
 		}
 	}
-	if (!nr_pages || !nr_threads || (be->mode && !nr_handlers))
+	/* A userfaultfd backend needs a handler; first-touch ignores -H. */
+	if (optind != argc || (be->mode && !nr_handlers))
 		goto usage;
 	if (!be->mode)
 		nr_handlers = 0;
@@ -271,13 +245,13 @@ int main(int argc, char **argv)
 		if (pthread_create(&handlers[i], NULL, handler, NULL))
 			die("pthread_create");
 
-	start = now_us();
+	start = now_ns();
 	for (size_t i = 0; i < nr_threads; i++)
 		if (pthread_create(&faulters[i], NULL, faulter, (void *)i))
 			die("pthread_create");
 	for (size_t i = 0; i < nr_threads; i++)
 		pthread_join(faulters[i], NULL);
-	seconds = (now_us() - start) / 1e6;
+	seconds = (now_ns() - start) / 1e9;
 	atomic_store(&done, true);
 	for (size_t i = 0; i < nr_handlers; i++)
 		pthread_join(handlers[i], NULL);

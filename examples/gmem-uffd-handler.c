@@ -11,8 +11,9 @@
  *
  * Here a thread stands in for the guest and reads every page once; the
  * "snapshot" is a pattern computed from the page number. Exit 0 if every
- * byte the reader saw is the snapshot's, 1 on a mismatch, 4 (kselftest's
- * skip) if the kernel lacks guest_memfd mmap or its userfaultfd support.
+ * byte the reader saw is the snapshot's, 1 on a mismatch, 2 on a bad
+ * PAGES, 4 (kselftest's skip) if the kernel lacks guest_memfd mmap or its
+ * userfaultfd support.
  *
  * Usage: gmem-uffd-handler [PAGES]
  */
@@ -32,24 +33,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define SKIP 4
+#include "vmm-util.h"		/* die(), skip(), arg_uint() */
 
 static long page_size;
 static size_t nr_pages = 256;
 static char *guest;		/* the guest_memfd mapping */
 static unsigned long mismatches;
-
-static void die(const char *what)
-{
-	perror(what);
-	exit(1);
-}
-
-static void skip(const char *why)
-{
-	printf("SKIP: %s\n", why);
-	exit(SKIP);
-}
 
 /* The snapshot: byte i of page n. */
 static char snapshot_byte(size_t n, size_t i)
@@ -105,7 +94,7 @@ int main(int argc, char **argv)
 
 	page_size = sysconf(_SC_PAGESIZE);
 	if (argc > 1)
-		nr_pages = strtoul(argv[1], NULL, 0);
+		nr_pages = arg_uint("PAGES", argv[1], 1, SIZE_MAX / page_size);
 	create.size = nr_pages * page_size;
 
 	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);

@@ -19,8 +19,9 @@
  * The snapshot header is checked before the guest starts (magic, sizes, a
  * file shorter than its memory image); corrupted memory shows up as a hash
  * mismatch; a read error during the restore stops the VM with a message.
- * Exit status: 0 verified, 1 error or mismatch, 2 usage, 4 (kselftest's
- * skip) the kernel lacks guest_memfd mmap or its userfaultfd support.
+ * Exit status: 0 verified, 1 error or mismatch, 2 usage (a number out of
+ * range included), 4 (kselftest's skip) the kernel lacks guest_memfd mmap
+ * or its userfaultfd support.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,14 +35,14 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "gmem-restore.h"
 #include "gmem-vm.h"
+#include "restore-opts.h"
+#include "uffd-util.h"
+#include "vmm-util.h"
 
-#define SKIP 4
 #define SNAPSHOT_MAGIC	"GMEMSNAP"
 #define IMAGE_OFFSET	4096		/* memory image after the header page */
 #define GUEST_ENTRY	0x1000
@@ -80,34 +81,6 @@ static uint32_t guest_hash(const uint32_t *mem, size_t size)
 	return h;
 }
 
-static void die(const char *what)
-{
-	perror(what);
-	exit(1);
-}
-
-static void fail(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "lazy-restore: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n");
-	exit(1);
-}
-
-static void skip(const char *why)
-{
-	printf("SKIP: %s\n", why);
-	exit(SKIP);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int save(const char *path, unsigned long mib)
 {
 	struct snapshot_header hdr = {
@@ -118,8 +91,6 @@ static int save(const char *path, unsigned long mib)
 	uint32_t *mem, x = 2463534242u;
 	int fd;
 
-	if (!mib || mib > 2048)
-		fail("%s: the memory size must be 1 to 2048 MiB", path);
 	mem = malloc(hdr.memory_size);
 	if (!mem)
 		die("malloc");
@@ -148,7 +119,6 @@ static int save(const char *path, unsigned long mib)
 /* The header, checked against the file: errors name what is wrong. */
 static void read_header(int fd, const char *path, struct snapshot_header *hdr)
 {
-	char what[160];
 	struct stat st;
 
 	if (fstat(fd, &st))
@@ -161,20 +131,17 @@ static void read_header(int fd, const char *path, struct snapshot_header *hdr)
 	    hdr->memory_size % hdr->page_size || hdr->entry >= hdr->memory_size)
 		fail("%s: unsupported snapshot header (version, page size or layout)",
 		     path);
-	if ((uint64_t)st.st_size < hdr->image_offset + hdr->memory_size) {
-		snprintf(what, sizeof(what),
-			 "%s is short: %lld bytes of memory image, the header says %llu",
-			 path, (long long)st.st_size - (long long)hdr->image_offset,
-			 (unsigned long long)hdr->memory_size);
-		fail("%s", what);
-	}
+	if ((uint64_t)st.st_size < hdr->image_offset + hdr->memory_size)
+		fail("%s is short: %lld bytes of memory image, the header says %llu",
+		     path, (long long)st.st_size - (long long)hdr->image_offset,
+		     (unsigned long long)hdr->memory_size);
 }
 
-static void restore_failed(const char *msg)
+/* The library's fatal(): @ctx is what we gave it, the snapshot's path. */
+static void restore_failed(void *ctx, const char *msg)
 {
-	fprintf(stderr, "lazy-restore: restoring guest memory failed: %s; stopping the VM\n",
-		msg);
-	exit(1);
+	fail("%s: restoring guest memory failed: %s; stopping the VM",
+	     (const char *)ctx, msg);
 }
 
 /* Flat 4 GiB segments, 32-bit protected mode without paging. */
@@ -205,11 +172,6 @@ static void setup_vcpu(int vcpu, const struct snapshot_header *hdr)
 
 static int restore(const char *path, struct restore_config *cfg)
 {
-	struct uffdio_api api = {
-		.api = UFFD_API,
-		.features = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP,
-	};
-	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
 	struct kvm_userspace_memory_region slot = { .slot = 0 };
 	struct snapshot_header hdr;
 	struct restore_stats st;
@@ -217,8 +179,9 @@ static int restore(const char *path, struct restore_config *cfg)
 	struct restore *r;
 	struct gmem_vm v;
 	int vcpu, run_size;
+	uint64_t t0;
+	size_t absent;
 	uint32_t hash;
-	double t0;
 
 	cfg->snapshot = open(path, O_RDONLY | O_CLOEXEC);
 	if (cfg->snapshot < 0)
@@ -226,7 +189,11 @@ static int restore(const char *path, struct restore_config *cfg)
 	read_header(cfg->snapshot, path, &hdr);
 	cfg->snapshot_offset = hdr.image_offset;
 	cfg->size = hdr.memory_size;
+	/* Reading ahead past the end is reading ahead to it; more is EINVAL. */
+	if (cfg->prefetch > cfg->size / hdr.page_size)
+		cfg->prefetch = cfg->size / hdr.page_size;
 	cfg->fatal = restore_failed;
+	cfg->ctx = (void *)path;
 
 	gmem_vm_require(&v);
 	cfg->gmem = gmem_vm_create(&v, cfg->size);
@@ -243,18 +210,10 @@ static int restore(const char *path, struct restore_config *cfg)
 	if (ioctl(v.vm, KVM_SET_USER_MEMORY_REGION, &slot))
 		die("KVM_SET_USER_MEMORY_REGION");
 
-	cfg->uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (cfg->uffd < 0)
-		skip("no userfaultfd");
-	if (ioctl(cfg->uffd, UFFDIO_API, &api))
-		die("UFFDIO_API");
-	reg.range.start = (unsigned long)cfg->area;
-	reg.range.len = cfg->size;
-	if (ioctl(cfg->uffd, UFFDIO_REGISTER, &reg)) {
-		if (errno == EINVAL)
-			skip("userfaultfd on guest_memfd is not supported");
-		die("UFFDIO_REGISTER");
-	}
+	/* REMOVE and UNMAP: the library keeps a discarded page zero. */
+	cfg->uffd = uffd_require(cfg->area, cfg->size,
+				 UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP,
+				 UFFDIO_REGISTER_MODE_MISSING);
 
 	vcpu = ioctl(v.vm, KVM_CREATE_VCPU, 0);
 	run_size = ioctl(v.kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
@@ -268,7 +227,7 @@ static int restore(const char *path, struct restore_config *cfg)
 	r = restore_start(cfg);
 	if (!r)
 		die("restore_start");
-	t0 = now_s();
+	t0 = now_ns();
 	for (;;) {
 		if (ioctl(vcpu, KVM_RUN, 0)) {
 			if (errno == EINTR)
@@ -285,11 +244,12 @@ static int restore(const char *path, struct restore_config *cfg)
 			run->exit_reason);
 		return 1;
 	}
-	restore_stop(r, &st);
+	/* The guest read every page: 0 left absent is expected. */
+	absent = restore_stop(r, &st);
 
-	printf("restored %llu MiB lazily in %.2f s: %lu faults, %lu pages from the snapshot in %lu reads (%s handler, window %u, prefetch %u)\n",
-	       (unsigned long long)hdr.memory_size >> 20, now_s() - t0,
-	       st.faults, st.pages, st.reads,
+	printf("restored %llu MiB lazily in %.2f s: %lu faults, %lu pages from the snapshot in %lu reads, %zu left absent (%s handler, window %u, prefetch %u)\n",
+	       (unsigned long long)hdr.memory_size >> 20, (now_ns() - t0) / 1e9,
+	       st.faults, st.pages, st.reads, absent,
 	       cfg->mode == RESTORE_URING ? "io_uring" : "synchronous",
 	       cfg->window, cfg->prefetch);
 	if (hash != hdr.hash) {
@@ -305,7 +265,7 @@ static int restore(const char *path, struct restore_config *cfg)
 static void usage(const char *prog)
 {
 	fprintf(stderr, "usage: %s save FILE MIB\n"
-		"       %s restore FILE [-m sync|uring] [-w WINDOW] [-a PREFETCH] [-H HANDLERS] [-d READ_DELAY_US]\n",
+		"       %s restore FILE [-m sync|uring] " RESTORE_OPTS_USAGE "\n",
 		prog, prog);
 	exit(2);
 }
@@ -316,11 +276,11 @@ int main(int argc, char **argv)
 	int opt;
 
 	if (argc == 4 && !strcmp(argv[1], "save"))
-		return save(argv[2], strtoul(argv[3], NULL, 0));
+		return save(argv[2], arg_uint("MIB", argv[3], 1, 2048));
 	if (argc < 3 || strcmp(argv[1], "restore"))
 		usage(argv[0]);
 	optind = 3;
-	while ((opt = getopt(argc, argv, "m:w:H:a:d:")) != -1) {
+	while ((opt = getopt(argc, argv, "m:" RESTORE_OPTS)) != -1) {
 		switch (opt) {
 		case 'm':
 			if (!strcmp(optarg, "uring"))
@@ -328,14 +288,12 @@ int main(int argc, char **argv)
 			else if (strcmp(optarg, "sync"))
 				usage(argv[0]);
 			break;
-		case 'w': cfg.window = strtoul(optarg, NULL, 0); break;
-		case 'H': cfg.threads = strtoul(optarg, NULL, 0); break;
-		case 'a': cfg.prefetch = strtoul(optarg, NULL, 0); break;
-		case 'd': cfg.read_delay_us = strtoul(optarg, NULL, 0); break;
-		default: usage(argv[0]);
+		default:
+			if (!restore_opt(&cfg, opt, optarg))
+				usage(argv[0]);
 		}
 	}
-	if (!cfg.window || !cfg.threads)
+	if (optind != argc)
 		usage(argv[0]);
 	return restore(argv[2], &cfg);
 }

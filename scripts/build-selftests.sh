@@ -4,8 +4,8 @@
 #
 # Usage: scripts/build-selftests.sh
 # Output: build/selftests/{mm,kvm,examples,bench,restore,tests}/..., the layout the
-# plan's commands use; examples/*.c, bench/*.c and tests/stress/*.c (with
-# restore/) are built there too.
+# plan's commands use; examples/*.c, bench/*.c, restore/test/*.c and
+# tests/stress/*.c (with common/ and restore/) are built there too.
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "$0")/common.sh"
@@ -47,15 +47,17 @@ step "building ${#mm_targets[@]} mm and ${#kvm_targets[@]} KVM selftests (static
 [ ${#mm_targets[@]} -eq 0 ] || ksmake mm "${mm_targets[@]}"
 [ ${#kvm_targets[@]} -eq 0 ] || ksmake kvm "${kvm_targets[@]}"
 
-# Our own programs (examples/*.c, bench/*.c, tests/stress/*.c): one file each,
-# same headers, linked with the reference handler library (restore/) and liburing.
+# Our own programs (examples/*.c, bench/*.c, restore/test/*.c, tests/stress/*.c):
+# one file each, same headers, linked with the helpers they share (common/),
+# the reference handler library (restore/) and liburing.
 step "building examples, benchmarks, the restore library's tests and the stress tests"
 for dir in examples bench restore/test tests/stress; do
 	mkdir -p "$obj/$dir"
 	for c in "$TOP/$dir"/*.c; do
 		ccache gcc -static -O2 -Wall -Werror -pthread -isystem "$HDR/include" \
-			-I "$TOP/restore" -o "$obj/$dir/$(basename "$c" .c)" \
-			"$c" "$TOP"/restore/*.c -luring || die "building ${c#"$TOP"/} failed"
+			-I "$TOP/common" -I "$TOP/restore" -o "$obj/$dir/$(basename "$c" .c)" \
+			"$c" "$TOP"/common/*.c "$TOP"/restore/*.c -luring ||
+			die "building ${c#"$TOP"/} failed"
 	done
 done
 

@@ -30,4 +30,10 @@ void gmem_vm_require(struct gmem_vm *v);
 /* A guest_memfd of @size bytes: its fd, or -1 with errno set. */
 int gmem_vm_create(struct gmem_vm *v, size_t size);
 
+/*
+ * For a program that needs the file and nothing else of KVM: a guest_memfd
+ * of @size bytes, of a VM of its own, or exit as gmem_vm_require() does.
+ */
+int gmem_require(size_t size);
+
 #endif

@@ -2,11 +2,11 @@
 #include "gmem-vm.h"
 
 #include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+
+#include "vmm-util.h"
 
 #define SHARED_FLAGS (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)
 
@@ -35,14 +35,10 @@ void gmem_vm_require(struct gmem_vm *v)
 	const char *why;
 	int ret = gmem_vm_open(v, &why);
 
-	if (ret > 0) {
-		printf("SKIP: %s\n", why);
-		exit(4);
-	}
-	if (ret < 0) {
-		perror(why);
-		exit(1);
-	}
+	if (ret > 0)
+		skip("%s", why);
+	if (ret < 0)
+		die(why);
 }
 
 int gmem_vm_create(struct gmem_vm *v, size_t size)
@@ -53,4 +49,19 @@ int gmem_vm_create(struct gmem_vm *v, size_t size)
 	};
 
 	return ioctl(v->vm, KVM_CREATE_GUEST_MEMFD, &create);
+}
+
+int gmem_require(size_t size)
+{
+	struct gmem_vm v;
+	int gmem;
+
+	gmem_vm_require(&v);
+	gmem = gmem_vm_create(&v, size);
+	if (gmem < 0)
+		die("KVM_CREATE_GUEST_MEMFD");
+	/* The guest_memfd holds a reference to its VM. */
+	close(v.vm);
+	close(v.kvm);
+	return gmem;
 }
