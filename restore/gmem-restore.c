@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -692,7 +693,8 @@ static void restore_free(struct restore *r, struct restore_stats *sum)
 	free(r->demand.items);
 	free(r->readahead.spans);
 	free(r->handlers);
-	free((void *)r->zeroes);
+	if (r->zeroes)
+		munmap((void *)r->zeroes, r->window_bytes);
 	free((void *)r->state);
 	free(r);
 }
@@ -736,14 +738,17 @@ struct restore *restore_start(const struct restore_config *cfg)
 	r->nr_handlers = cfg->mode == RESTORE_URING ? 1 :
 			 cfg->threads ? cfg->threads : 1;
 	r->state = calloc(r->nr_pages, sizeof(*r->state));
-	r->zeroes = alloc_aligned(r, r->window_bytes);
+	/* Read only, so every page of it is the zero page: no memory. */
+	r->zeroes = mmap(NULL, r->window_bytes, PROT_READ,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r->zeroes == MAP_FAILED)
+		r->zeroes = NULL;
 	r->handlers = calloc(r->nr_handlers, sizeof(*r->handlers));
 	r->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (!r->state || !r->zeroes || !r->handlers || r->kick_fd < 0) {
 		err = ENOMEM;
 		goto fail;
 	}
-	memset((void *)r->zeroes, 0, r->window_bytes);
 	for (unsigned int i = 0; i < r->nr_handlers; i++) {
 		if (handler_init(r, &r->handlers[i],
 				 cfg->mode == RESTORE_URING)) {

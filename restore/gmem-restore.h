@@ -62,7 +62,7 @@ struct restore_config {
 	/*
 	 * Sequential readahead: a fault that finds its window absent queues
 	 * this many windows after it, which handlers fill when no demand
-	 * fault waits (0: off).
+	 * fault waits (0: off; at most the area's pages, EINVAL beyond).
 	 */
 	unsigned int prefetch;
 	unsigned int threads;	/* RESTORE_SYNC handler threads (0: 1) */
