@@ -96,7 +96,7 @@ static void setup(void)
 	if (area == MAP_FAILED)
 		die("mmap");
 	/* MINOR: the data is in the file, not yet mapped in this VMA. */
-	if (be->populate && pwrite(fd, source, size, 0) != size)
+	if (be->populate && pwrite(fd, source, size, 0) != (ssize_t)size)
 		die("populating the file");
 
 	if (!be->mode)
@@ -149,7 +149,7 @@ static void resolve(unsigned long addr)
 		die("UFFDIO_WAKE");
 }
 
-static void *handler(void *arg)
+static void *handler(void *arg __attribute__((unused)))
 {
 	struct pollfd pfd = { .fd = uffd, .events = POLLIN };
 	struct uffd_msg msg;

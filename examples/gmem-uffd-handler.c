@@ -46,10 +46,10 @@ static char snapshot_byte(size_t n, size_t i)
 	return (char)(n * 7 + i);
 }
 
-static void *guest_reader(void *arg)
+static void *guest_reader(void *arg __attribute__((unused)))
 {
 	for (size_t n = 0; n < nr_pages; n++)
-		for (size_t i = 0; i < page_size; i += 512)
+		for (size_t i = 0; i < (size_t)page_size; i += 512)
 			if (guest[n * page_size + i] != snapshot_byte(n, i))
 				mismatches++;
 	return NULL;
@@ -68,7 +68,7 @@ static void resolve(int gmem, int uffd, unsigned long addr, char *buf)
 		.range = { .start = addr & ~(page_size - 1), .len = page_size },
 	};
 
-	for (size_t i = 0; i < page_size; i++)
+	for (size_t i = 0; i < (size_t)page_size; i++)
 		buf[i] = snapshot_byte(n, i);
 	if (pwrite(gmem, buf, page_size, n * page_size) != page_size &&
 	    errno != EEXIST)

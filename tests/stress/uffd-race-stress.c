@@ -875,7 +875,7 @@ static bool shmem_hole(off_t off)
 
 static bool inject_now(enum inject kind)
 {
-	return opt.inject == kind && run_secs() > 0.5;
+	return opt.inject == (int)kind && run_secs() > 0.5;
 }
 
 /* -i nowake: whether to drop this message (every one for the chosen page). */
