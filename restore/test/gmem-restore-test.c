@@ -4,10 +4,11 @@
  * threads standing in for vCPUs (TAP output; exit 0 if all pass, 1 if one
  * fails, 4 if the kernel lacks guest_memfd userfaultfd support).
  *
- * Each case runs in a child process with a time box: a fault the library
- * drops leaves a thread asleep forever, which shows as "not ok ... timed
- * out", and the next case runs on. Arguments, if any, select the cases
- * whose "name (config)" contains one of them.
+ * Each case runs in a child process with a time box (15 s, or
+ * $GMEM_RESTORE_TEST_TIME_BOX): a fault the library drops leaves a thread
+ * asleep forever, which shows as "not ok ... timed out", and the next case
+ * runs on. Arguments, if any, select the cases whose "name (config)"
+ * contains one of them.
  *
  * Under several configurations of both handlers (window 1 and 16,
  * readahead, the mapped image, a simulated read latency):
@@ -360,7 +361,7 @@ struct toucher {
 	pthread_t t;
 };
 
-static __thread sigjmp_buf *segv_jmp;
+static __thread sigjmp_buf *volatile segv_jmp;
 
 static void on_segv(int sig)
 {
@@ -531,6 +532,7 @@ static void *remove_behind(void *arg)
 		for (size_t n = 0; n < NR_PAGES && !atomic_load(&ch->stop); n += 7)
 			remove_pages(ch->e, n, 1);
 		atomic_fetch_add(&ch->sweeps, 1);
+		usleep(500);	/* let the walker on too (a slow debug kernel) */
 	}
 	return NULL;
 }
@@ -809,6 +811,7 @@ static void t_pending_before_start(const struct conf *c)
 	struct toucher tp, tq;
 	char *page = malloc(page_size);
 	struct env e;
+	int64_t t0;
 
 	env_init(&e, c, NR_PAGES, 0);
 	touch_start(&tp, &e, p);
@@ -824,14 +827,19 @@ static void t_pending_before_start(const struct conf *c)
 		die("UFFDIO_CONTINUE(DONTWAKE)");
 	sleep_ms(20);
 	CHECK(!atomic_load(&tp.done), "the thread was woken before restore_start()");
+	t0 = now_ns();
 	env_start(&e);
 	CHECK(!restore_populated(e.r, p * page_size, page_size),
 	      "restore_populated(): %s", strerror(errno));
 	touch_join(&tp);
 	touch_join(&tq);
+	printf("# the pending faults were served %lld ms after restore_start()\n",
+	       (long long)((now_ns() - t0) / 1000000));
 	check_touch(&tp);
 	check_touch(&tq);
+	t0 = now_ns();
 	walk_threads(&e, 1, 0, NR_PAGES);
+	printf("# a walk took %lld ms\n", (long long)((now_ns() - t0) / 1000000));
 	expect_pages(&e, 0, NR_PAGES, false, "after a walk");
 	env_stop(&e);
 	free(page);
@@ -1102,59 +1110,59 @@ static void add(const char *name, void (*fn)(const struct conf *), struct conf c
 static void add_cases(void)
 {
 	static const struct conf every[] = {
-		{ "sync w1 t2", RESTORE_SYNC, 1, 0, 2, 0, false },
-		{ "sync w16 t2 ra4", RESTORE_SYNC, 16, 4, 2, 0, false },
-		{ "sync w1 t2 image", RESTORE_SYNC, 1, 0, 2, 0, true },
-		{ "sync w16 t3 ra2 d2ms", RESTORE_SYNC, 16, 2, 3, 2 * MS, false },
-		{ "uring w1", RESTORE_URING, 1, 0, 0, 0, false },
-		{ "uring w16 ra4", RESTORE_URING, 16, 4, 0, 0, false },
-		{ "uring w4 image", RESTORE_URING, 4, 0, 0, 0, true },
-		{ "uring w16 ra2 d2ms", RESTORE_URING, 16, 2, 0, 2 * MS, false },
+		{ "sync w1 t2", RESTORE_SYNC, 1, 0, 2, 0, false, 0 },
+		{ "sync w16 t2 ra4", RESTORE_SYNC, 16, 4, 2, 0, false, 0 },
+		{ "sync w1 t2 image", RESTORE_SYNC, 1, 0, 2, 0, true, 0 },
+		{ "sync w16 t3 ra2 d2ms", RESTORE_SYNC, 16, 2, 3, 2 * MS, false, 0 },
+		{ "uring w1", RESTORE_URING, 1, 0, 0, 0, false, 0 },
+		{ "uring w16 ra4", RESTORE_URING, 16, 4, 0, 0, false, 0 },
+		{ "uring w4 image", RESTORE_URING, 4, 0, 0, 0, true, 0 },
+		{ "uring w16 ra2 d2ms", RESTORE_URING, 16, 2, 0, 2 * MS, false, 0 },
 	};
 	/* A handler holds a page 200 ms; another thread reads events. */
 	static const struct conf held[] = {
-		{ "sync w1 t2 d200ms", RESTORE_SYNC, 1, 0, 2, 200 * MS, false },
-		{ "sync w16 t2 d200ms", RESTORE_SYNC, 16, 0, 2, 200 * MS, false },
-		{ "uring w1 d200ms", RESTORE_URING, 1, 0, 0, 200 * MS, false },
-		{ "uring w16 d200ms", RESTORE_URING, 16, 0, 0, 200 * MS, false },
+		{ "sync w1 t2 d200ms", RESTORE_SYNC, 1, 0, 2, 200 * MS, false, 0 },
+		{ "sync w16 t2 d200ms", RESTORE_SYNC, 16, 0, 2, 200 * MS, false, 0 },
+		{ "uring w1 d200ms", RESTORE_URING, 1, 0, 0, 200 * MS, false, 0 },
+		{ "uring w16 d200ms", RESTORE_URING, 16, 0, 0, 200 * MS, false, 0 },
 	};
 	/* One handler busy 200 ms: the next fault waits unserved. */
 	static const struct conf one_busy[] = {
-		{ "sync w1 t1 d200ms", RESTORE_SYNC, 1, 0, 1, 200 * MS, false },
-		{ "uring w1 d200ms", RESTORE_URING, 1, 0, 0, 200 * MS, false },
+		{ "sync w1 t1 d200ms", RESTORE_SYNC, 1, 0, 1, 200 * MS, false, 0 },
+		{ "uring w1 d200ms", RESTORE_URING, 1, 0, 0, 200 * MS, false, 0 },
 	};
 	static const struct conf split[] = {
-		{ "sync w16 t2", RESTORE_SYNC, 16, 0, 2, 0, false },
-		{ "sync w16 t2 ra4 image", RESTORE_SYNC, 16, 4, 2, 0, true },
-		{ "uring w16", RESTORE_URING, 16, 0, 0, 0, false },
-		{ "uring w16 ra4 d2ms", RESTORE_URING, 16, 4, 0, 2 * MS, false },
+		{ "sync w16 t2", RESTORE_SYNC, 16, 0, 2, 0, false, 0 },
+		{ "sync w16 t2 ra4 image", RESTORE_SYNC, 16, 4, 2, 0, true, 0 },
+		{ "uring w16", RESTORE_URING, 16, 0, 0, 0, false, 0 },
+		{ "uring w16 ra4 d2ms", RESTORE_URING, 16, 4, 0, 2 * MS, false, 0 },
 	};
 	static const struct conf plain[] = {
-		{ "sync w1 t2", RESTORE_SYNC, 1, 0, 2, 0, false },
-		{ "sync w16 t1", RESTORE_SYNC, 16, 0, 1, 0, false },
-		{ "uring w1", RESTORE_URING, 1, 0, 0, 0, false },
-		{ "uring w16", RESTORE_URING, 16, 0, 0, 0, false },
+		{ "sync w1 t2", RESTORE_SYNC, 1, 0, 2, 0, false, 0 },
+		{ "sync w16 t1", RESTORE_SYNC, 16, 0, 1, 0, false, 0 },
+		{ "uring w1", RESTORE_URING, 1, 0, 0, 0, false, 0 },
+		{ "uring w16", RESTORE_URING, 16, 0, 0, 0, false, 0 },
 	};
 	static const struct conf finish[] = {
-		{ "sync w16 t2", RESTORE_SYNC, 16, 0, 2, 0, false },
-		{ "sync w4 t1 image", RESTORE_SYNC, 4, 0, 1, 0, true },
-		{ "uring w1", RESTORE_URING, 1, 0, 0, 0, false },
-		{ "uring w16 ra2 d1ms", RESTORE_URING, 16, 2, 0, 1 * MS, false },
+		{ "sync w16 t2", RESTORE_SYNC, 16, 0, 2, 0, false, 0 },
+		{ "sync w4 t1 image", RESTORE_SYNC, 4, 0, 1, 0, true, 0 },
+		{ "uring w1", RESTORE_URING, 1, 0, 0, 0, false, 0 },
+		{ "uring w16 ra2 d1ms", RESTORE_URING, 16, 2, 0, 1 * MS, false, 0 },
 	};
 	static const struct conf readahead[] = {
-		{ "sync w1 t1 ra64 d20ms", RESTORE_SYNC, 1, 64, 1, 20 * MS, false },
-		{ "sync w1 t2 ra64 d20ms", RESTORE_SYNC, 1, 64, 2, 20 * MS, false },
-		{ "uring w1 ra1024 d20ms", RESTORE_URING, 1, 1024, 0, 20 * MS, false },
+		{ "sync w1 t1 ra64 d40ms", RESTORE_SYNC, 1, 64, 1, 40 * MS, false, 0 },
+		{ "sync w1 t2 ra64 d40ms", RESTORE_SYNC, 1, 64, 2, 40 * MS, false, 0 },
+		{ "uring w1 ra1024 d40ms", RESTORE_URING, 1, 1024, 0, 40 * MS, false, 0 },
 	};
 	static const struct conf many_faults[] = {
-		{ "uring w1 d20ms", RESTORE_URING, 1, 0, 0, 20 * MS, false },
-		{ "uring w4 d20ms", RESTORE_URING, 4, 0, 0, 20 * MS, false },
-		{ "sync w1 t4 d10ms", RESTORE_SYNC, 1, 0, 4, 10 * MS, false },
+		{ "uring w1 d20ms", RESTORE_URING, 1, 0, 0, 20 * MS, false, 0 },
+		{ "uring w4 d20ms", RESTORE_URING, 4, 0, 0, 20 * MS, false, 0 },
+		{ "sync w1 t4 d10ms", RESTORE_SYNC, 1, 0, 4, 10 * MS, false, 0 },
 	};
 	static const struct conf many_readahead[] = {
-		{ "uring w1 ra300 d5ms", RESTORE_URING, 1, 300, 0, 5 * MS, false },
-		{ "uring w1 ra511", RESTORE_URING, 1, 511, 0, 0, false },
-		{ "sync w1 t2 ra300 d1ms", RESTORE_SYNC, 1, 300, 2, 1 * MS, false },
+		{ "uring w1 ra300 d5ms", RESTORE_URING, 1, 300, 0, 5 * MS, false, 0 },
+		{ "uring w1 ra511", RESTORE_URING, 1, 511, 0, 0, false, 0 },
+		{ "sync w1 t2 ra300 d1ms", RESTORE_SYNC, 1, 300, 2, 1 * MS, false, 0 },
 	};
 	static const struct { const char *name; int arg; } configs[] = {
 		{ "config-valid", CFG_VALID },
@@ -1192,6 +1200,11 @@ static void add_cases(void)
 	add("range-validation", t_range_validation, plain[0]);
 	for (size_t i = 0; i < sizeof(configs) / sizeof(configs[0]); i++) {
 		struct conf c = { "sync", RESTORE_SYNC, 1, 0, 1, 0, false, configs[i].arg };
+
+		if (configs[i].arg == CFG_IMAGE_SHORT) {
+			c.name = "sync image";
+			c.image = true;
+		}
 
 		add(configs[i].name, t_config, c);
 	}
@@ -1305,6 +1318,7 @@ static bool run_case(int nr, const struct tcase *t, unsigned int time_box)
 int main(int argc, char **argv)
 {
 	int nr_selected = 0, nr = 0, nr_failed = 0;
+	unsigned int time_box = TIME_BOX;
 	int64_t t0 = now_ns();
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1320,9 +1334,11 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nr_cases; i++)
 		nr_selected += selected(&cases[i], argc, argv);
 	printf("TAP version 13\n1..%d\n", nr_selected);
+	if (getenv("GMEM_RESTORE_TEST_TIME_BOX"))
+		time_box = atoi(getenv("GMEM_RESTORE_TEST_TIME_BOX"));
 	for (int i = 0; i < nr_cases; i++)
 		if (selected(&cases[i], argc, argv))
-			nr_failed += !run_case(++nr, &cases[i], TIME_BOX);
+			nr_failed += !run_case(++nr, &cases[i], time_box);
 	printf("# %d of %d failed (%lld s)\n", nr_failed, nr,
 	       (long long)((now_ns() - t0) / 1000000000));
 	return nr_failed ? 1 : 0;
