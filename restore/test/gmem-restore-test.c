@@ -7,8 +7,9 @@
  * Each case runs in a child process with a time box (15 s, or
  * $GMEM_RESTORE_TEST_TIME_BOX): a fault the library drops leaves a thread
  * asleep forever, which shows as "not ok ... timed out", and the next case
- * runs on. Arguments, if any, select the cases whose "name (config)"
- * contains one of them.
+ * runs on ($GMEM_RESTORE_TEST_FAIL_FAST set: stops at the first failure).
+ * Arguments, if any, select the cases whose "name (config)" contains one
+ * of them.
  *
  * Under several configurations of both handlers (window 1 and 16,
  * readahead, the mapped image, a simulated read latency):
@@ -1336,9 +1337,16 @@ int main(int argc, char **argv)
 	printf("TAP version 13\n1..%d\n", nr_selected);
 	if (getenv("GMEM_RESTORE_TEST_TIME_BOX"))
 		time_box = atoi(getenv("GMEM_RESTORE_TEST_TIME_BOX"));
-	for (int i = 0; i < nr_cases; i++)
-		if (selected(&cases[i], argc, argv))
-			nr_failed += !run_case(++nr, &cases[i], time_box);
+	for (int i = 0; i < nr_cases; i++) {
+		if (!selected(&cases[i], argc, argv) ||
+		    run_case(++nr, &cases[i], time_box))
+			continue;
+		nr_failed++;
+		if (getenv("GMEM_RESTORE_TEST_FAIL_FAST")) {
+			printf("Bail out! stopping at the first failure\n");
+			return 1;
+		}
+	}
 	printf("# %d of %d failed (%lld s)\n", nr_failed, nr,
 	       (long long)((now_ns() - t0) / 1000000000));
 	return nr_failed ? 1 : 0;
