@@ -5,6 +5,7 @@
 #   make bench          every userfaultfd backend, timed: build/bench/results.md
 #   make check          host checks, build, run tests/plan in the VM (TAP)
 #   make vm CMD='...' [ADD='file ...']   run your own command in the VM
+#   make mutants        the restore library's tests against broken copies of it
 #   make tree / export  the edit loop: patches/ <-> build/linux (git)
 #   make kernel selftests series-check clean
 #
@@ -16,7 +17,7 @@ VARIANT ?= normal
 export VARIANT
 VM_TIMEOUT ?= 600
 
-.PHONY: all run check bench vm tree export kernel selftests series-check deps clean
+.PHONY: all run check bench vm tree export kernel selftests series-check deps clean mutants
 all: run
 
 deps:
@@ -60,6 +61,10 @@ vm: kernel selftests
 
 series-check: deps
 	@scripts/series-check.sh
+
+# Opt-in, not part of check: every mutant of restore/ must fail the tests.
+mutants: kernel selftests
+	@restore/test/mutants.sh -r
 
 clean:
 	rm -rf build
