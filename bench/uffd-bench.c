@@ -9,6 +9,7 @@
  *   shmem-missing  memfd (shmem) MAP_SHARED, MISSING, UFFDIO_COPY
  *   shmem-minor    memfd populated beforehand, MINOR, UFFDIO_CONTINUE
  *   gmem-missing   guest_memfd, MISSING, pwrite() + UFFDIO_CONTINUE
+ *   gmem-copy      guest_memfd, MISSING, UFFDIO_COPY
  *   gmem-minor     guest_memfd populated beforehand, MINOR, UFFDIO_CONTINUE
  *   first-touch    anonymous memory, no userfaultfd: the kernel's own
  *                  fault, the floor a resolver cannot beat
@@ -51,6 +52,7 @@ static const struct backend {
 	{ "shmem-missing", 's', false, UFFDIO_REGISTER_MODE_MISSING, COPY },
 	{ "shmem-minor",   's', true,  UFFDIO_REGISTER_MODE_MINOR,   CONTINUE },
 	{ "gmem-missing",  'g', false, UFFDIO_REGISTER_MODE_MISSING, WRITE_CONTINUE },
+	{ "gmem-copy",     'g', false, UFFDIO_REGISTER_MODE_MISSING, COPY },
 	{ "gmem-minor",    'g', true,  UFFDIO_REGISTER_MODE_MINOR,   CONTINUE },
 	{ "first-touch",   'a', false, 0,                            NONE },
 };

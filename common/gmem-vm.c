@@ -8,7 +8,9 @@
 
 #include "vmm-util.h"
 
-#define SHARED_FLAGS (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)
+/* Mappable, shared with the host, and populated with write(). */
+#define SHARED_FLAGS (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED | \
+		      GUEST_MEMFD_FLAG_WRITE)
 
 int gmem_vm_open(struct gmem_vm *v, const char **why)
 {
@@ -24,7 +26,7 @@ int gmem_vm_open(struct gmem_vm *v, const char **why)
 	}
 	if ((ioctl(v->vm, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS) &
 	     SHARED_FLAGS) != SHARED_FLAGS) {
-		*why = "guest_memfd has no mmap() of shared memory";
+		*why = "guest_memfd has no mmap() and write() of shared memory";
 		return 1;
 	}
 	return 0;

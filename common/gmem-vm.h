@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The KVM side every guest_memfd user here starts with: a VM, and
- * guest_memfds of it that the host may mmap() and write (created with
- * GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED).
+ * guest_memfds of it that the host may mmap() and write() (created with
+ * GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED | GUEST_MEMFD_FLAG_WRITE).
  */
 #ifndef GMEM_VM_H
 #define GMEM_VM_H

@@ -3,8 +3,8 @@
  * The smallest complete userfaultfd handler for guest_memfd: what a VMM does
  * to populate guest memory on demand (snapshot restore, post-copy).
  *
- *   1. create a guest_memfd with GUEST_MEMFD_FLAG_MMAP | _INIT_SHARED and
- *      mmap() it MAP_SHARED;
+ *   1. create a guest_memfd with GUEST_MEMFD_FLAG_MMAP | _INIT_SHARED |
+ *      _WRITE (write() is opt-in) and mmap() it MAP_SHARED;
  *   2. register the mapping with userfaultfd for MISSING faults;
  *   3. per fault: pwrite() the page's contents into the guest_memfd, then
  *      UFFDIO_CONTINUE maps it and wakes the faulting thread.
@@ -83,7 +83,8 @@ static void resolve(int gmem, int uffd, unsigned long addr, char *buf)
 int main(int argc, char **argv)
 {
 	struct kvm_create_guest_memfd create = {
-		.flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
+		.flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED |
+			 GUEST_MEMFD_FLAG_WRITE,
 	};
 	struct uffdio_api api = { .api = UFFD_API };
 	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
@@ -105,7 +106,7 @@ int main(int argc, char **argv)
 		die("KVM_CREATE_VM");
 	if ((ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS) &
 	     create.flags) != create.flags)
-		skip("guest_memfd has no mmap() of shared memory");
+		skip("guest_memfd has no mmap() and write() of shared memory");
 	gmem = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &create);
 	if (gmem < 0)
 		die("KVM_CREATE_GUEST_MEMFD");

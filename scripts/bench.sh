@@ -100,6 +100,10 @@ ratio() {
 		"$(ratio uffd-bench T=1,H=1 gmem-missing uffd-bench T=1,H=1 anon-missing)" 0.9
 	target "same, KVM demand paging, 1 vCPU" \
 		"$(ratio vcpu vcpus=1,uffds=1 gmem-missing vcpu vcpus=1,uffds=1 anon-missing)" 0.9
+	target "guest_memfd MISSING (UFFDIO_COPY) / anonymous MISSING (COPY), 1 thread, 1 handler" \
+		"$(ratio uffd-bench T=1,H=1 gmem-copy uffd-bench T=1,H=1 anon-missing)" 0.95
+	target "same, KVM demand paging, 1 vCPU" \
+		"$(ratio vcpu vcpus=1,uffds=1 gmem-copy vcpu vcpus=1,uffds=1 anon-missing)" 0.95
 	target "guest_memfd MINOR / shmem MINOR, 1 thread, 1 handler" \
 		"$(ratio uffd-bench T=1,H=1 gmem-minor uffd-bench T=1,H=1 shmem-minor)" 0.95
 	target "same, KVM demand paging, 1 vCPU" \

@@ -10,18 +10,21 @@ runs=${BENCH_RUNS:-5}
 pages=${BENCH_PAGES:-8192}	# uffd-bench: pages per run
 size=${BENCH_SIZE:-16M}		# demand_paging_test: memory per vCPU
 
-uffd_backends="anon-missing shmem-missing shmem-minor gmem-missing gmem-minor first-touch"
-# demand_paging_test: name, backing, userfaultfd mode ("none": no userfaultfd)
+uffd_backends="anon-missing shmem-missing shmem-minor gmem-missing gmem-copy gmem-minor first-touch"
+# demand_paging_test: name, backing, userfaultfd mode ("none": no userfaultfd),
+# and for MISSING the answer: UFFDIO_COPY, or (":write") pwrite + CONTINUE
 dpt_backends="anon-missing:anonymous:MISSING shmem-missing:shmem:MISSING
-shmem-minor:shmem:MINOR gmem-missing:guest_memfd:MISSING gmem-minor:guest_memfd:MINOR
+shmem-minor:shmem:MINOR gmem-missing:guest_memfd:MISSING:write
+gmem-copy:guest_memfd:MISSING gmem-minor:guest_memfd:MINOR
 first-touch:anonymous:none"
 
 fail() { echo "bench: $*" >&2; exit 1; }
 
 dpt() {
-	local name=$1 backing=$2 mode=$3 vcpus=$4 single=$5 out rate
+	local name=$1 backing=$2 mode=$3 answer=$4 vcpus=$5 single=$6 out rate
 	local args=(-b "$size" -v "$vcpus" -s "$backing")
 	[ "$mode" = none ] || args+=(-u "$mode")
+	[ "$answer" = write ] && args+=(-w)
 	[ "$single" = 1 ] && args+=(-a)
 	local try
 	# Under TCG a 2-vCPU guest sometimes triple-faults (exit_reason=SHUTDOWN),
@@ -83,9 +86,9 @@ for ((r = 1; r <= runs; r++)); do
 	for vs in "1 0" "2 0" "2 1"; do
 		read -r vcpus single <<< "$vs"
 		for spec in $dpt_backends; do
-			IFS=: read -r name backing mode <<< "$spec"
+			IFS=: read -r name backing mode answer <<< "$spec"
 			[ "$mode" = none ] && [ "$single" = 1 ] && continue
-			dpt "$name" "$backing" "$mode" "$vcpus" "$single"
+			dpt "$name" "$backing" "$mode" "$answer" "$vcpus" "$single"
 		done
 	done
 	restore_bench

@@ -17,7 +17,8 @@ rate() {
 size=${DEMO_SIZE:-64M}
 anon=$(rate kvm/demand_paging_test -b "$size" -u MISSING -s anonymous)
 shmem=$(rate kvm/demand_paging_test -b "$size" -u MINOR -s shmem)
-gmem_missing=$(rate kvm/demand_paging_test -b "$size" -u MISSING -s guest_memfd)
+gmem_missing=$(rate kvm/demand_paging_test -b "$size" -u MISSING -w -s guest_memfd)
+gmem_copy=$(rate kvm/demand_paging_test -b "$size" -u MISSING -s guest_memfd)
 gmem_minor=$(rate kvm/demand_paging_test -b "$size" -u MINOR -s guest_memfd)
 echo
 echo "KVM demand paging, 1 vCPU, $size of guest memory (TCG: emulated, compare ratios)"
@@ -25,6 +26,7 @@ printf '  %-48s %s\n' "backing / userfaultfd mode (answer)" "rate"
 printf '  %-48s %s\n' "anonymous / MISSING (UFFDIO_COPY)" "$anon"
 printf '  %-48s %s\n' "shmem / MINOR (UFFDIO_CONTINUE)" "$shmem"
 printf '  %-48s %s\n' "guest_memfd / MISSING (pwrite + UFFDIO_CONTINUE)" "$gmem_missing"
+printf '  %-48s %s\n' "guest_memfd / MISSING (UFFDIO_COPY)" "$gmem_copy"
 printf '  %-48s %s\n' "guest_memfd / MINOR (UFFDIO_CONTINUE)" "$gmem_minor"
 echo
 echo "examples/gmem-uffd-handler: a userspace reader of 4096 guest_memfd pages"
