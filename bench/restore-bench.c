@@ -8,6 +8,7 @@
  *
  * Usage: restore-bench MODE [-p PAGES] [-t THREADS] [-H HANDLERS]
  *                          [-w WINDOW] [-a PREFETCH] [-d READ_DELAY_US] [-m]
+ *                          [-A write|copy]
  *   MODE  sync         gmem-restore, HANDLERS synchronous threads
  *         uring        gmem-restore, one io_uring thread
  *         first-touch  anonymous memory, no userfaultfd, no snapshot: the
@@ -163,8 +164,9 @@ int main(int argc, char **argv)
 				return 1;
 			}
 
-	printf("mode=%s source=%s threads=%zu handlers=%u window=%u prefetch=%u delay_us=%u pages=%zu seconds=%.3f pages_per_s=%.0f faults=%lu reads=%lu stale=%lu eexist=%lu\n",
-	       mode, !r ? "-" : map_image ? "mapped" : "read", nr_threads,
+	printf("mode=%s answer=%s source=%s threads=%zu handlers=%u window=%u prefetch=%u delay_us=%u pages=%zu seconds=%.3f pages_per_s=%.0f faults=%lu reads=%lu stale=%lu eexist=%lu\n",
+	       mode, cfg.answer == RESTORE_ANSWER_COPY ? "copy" : "write",
+	       !r ? "-" : map_image ? "mapped" : "read", nr_threads,
 	       r ? (cfg.mode == RESTORE_URING ? 1 : cfg.threads) : 0,
 	       r ? cfg.window : 0, r ? cfg.prefetch : 0,
 	       r ? cfg.read_delay_us : 0, nr_pages, seconds,

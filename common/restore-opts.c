@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
+#define _GNU_SOURCE
 #include "restore-opts.h"
 
+#include <errno.h>
 #include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "vmm-util.h"
@@ -24,6 +29,17 @@ bool restore_opt(struct restore_config *cfg, int opt, const char *arg)
 		return true;
 	case 'd':
 		cfg->read_delay_us = arg_uint("-d", arg, 0, UINT_MAX);
+		return true;
+	case 'A':
+		if (!strcmp(arg, "write"))
+			cfg->answer = RESTORE_ANSWER_WRITE;
+		else if (!strcmp(arg, "copy"))
+			cfg->answer = RESTORE_ANSWER_COPY;
+		else {
+			fprintf(stderr, "%s: -A: '%s' is neither write nor copy\n",
+				program_invocation_short_name, arg);
+			exit(EXIT_USAGE);
+		}
 		return true;
 	}
 	return false;

@@ -10,10 +10,13 @@
 
 #include "gmem-restore.h"
 
-/* For getopt(): -w WINDOW -a PREFETCH -H HANDLERS -d READ_DELAY_US */
-#define RESTORE_OPTS		"w:a:H:d:"
+/*
+ * For getopt(): -w WINDOW -a PREFETCH -H HANDLERS -d READ_DELAY_US
+ * -A write|copy (the MISSING answer: pwrite + CONTINUE, or UFFDIO_COPY)
+ */
+#define RESTORE_OPTS		"w:a:H:d:A:"
 #define RESTORE_OPTS_USAGE	\
-	"[-w WINDOW] [-a PREFETCH] [-H HANDLERS] [-d READ_DELAY_US]"
+	"[-w WINDOW] [-a PREFETCH] [-H HANDLERS] [-d READ_DELAY_US] [-A write|copy]"
 
 /*
  * If @opt is one of RESTORE_OPTS, set it in @cfg from @arg and return true;

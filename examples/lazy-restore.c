@@ -9,12 +9,14 @@
  *       write a snapshot: a header and MIB MiB of guest memory, a made-up
  *       guest whose code at 0x1000 hashes all of memory
  *   lazy-restore restore FILE [-m sync|uring] [-w WINDOW] [-a PREFETCH]
- *                             [-H HANDLERS] [-d READ_DELAY_US]
+ *                             [-H HANDLERS] [-d READ_DELAY_US] [-A write|copy]
  *       restore it lazily and run it: the guest hashes every byte of its
  *       memory and reports the result on I/O port 0x10; it must be the
  *       hash the snapshot header recorded. -w pages per fault, -a windows
  *       read ahead, -H synchronous handler threads, -d simulated latency
- *       of each snapshot read (see restore/gmem-restore.h)
+ *       of each snapshot read, -A the answer to MISSING faults: pwrite +
+ *       UFFDIO_CONTINUE (write, the default) or UFFDIO_COPY (copy) (see
+ *       restore/gmem-restore.h)
  *
  * The snapshot header is checked before the guest starts (magic, sizes, a
  * file shorter than its memory image); corrupted memory shows up as a hash
@@ -247,10 +249,11 @@ static int restore(const char *path, struct restore_config *cfg)
 	/* The guest read every page: 0 left absent is expected. */
 	absent = restore_stop(r, &st);
 
-	printf("restored %llu MiB lazily in %.2f s: %lu faults, %lu pages from the snapshot in %lu reads, %zu left absent (%s handler, window %u, prefetch %u)\n",
+	printf("restored %llu MiB lazily in %.2f s: %lu faults, %lu pages from the snapshot in %lu reads, %zu left absent (%s handler, %s, window %u, prefetch %u)\n",
 	       (unsigned long long)hdr.memory_size >> 20, (now_ns() - t0) / 1e9,
 	       st.faults, st.pages, st.reads, absent,
 	       cfg->mode == RESTORE_URING ? "io_uring" : "synchronous",
+	       cfg->answer == RESTORE_ANSWER_COPY ? "UFFDIO_COPY" : "pwrite + CONTINUE",
 	       cfg->window, cfg->prefetch);
 	if (hash != hdr.hash) {
 		fprintf(stderr, "lazy-restore: guest memory hash %#x, the snapshot header says %#x: the snapshot is corrupt\n",

@@ -539,6 +539,16 @@ static void punch_pages(struct handler *h, size_t first, size_t count)
 	wake_pages(r, first, count);
 }
 
+static void count_run(struct handler *h, const struct run *run)
+{
+	if (run->zero)
+		h->stats.zero_pages += run->count;
+	else
+		h->stats.pages += run->count;
+	if (run->readahead)
+		h->stats.readahead_pages += run->count;
+}
+
 void finish_run(struct handler *h, const struct run *run)
 {
 	struct restore *r = h->r;
@@ -563,13 +573,91 @@ void finish_run(struct handler *h, const struct run *run)
 			map_pages(h, p, q - p);
 		p = q;
 	}
+	count_run(h, run);
+}
 
-	if (run->zero)
-		h->stats.zero_pages += run->count;
-	else
-		h->stats.pages += run->count;
-	if (run->readahead)
-		h->stats.readahead_pages += run->count;
+/*
+ * RESTORE_ANSWER_COPY: fill and map @run from @buf with UFFDIO_COPY. The
+ * data is visible the moment it is copied, so the check that no REMOVE
+ * came (page_may_copy()) and the copy happen under the event lock's read
+ * side together: a REMOVE is read either before (the page is not filled)
+ * or after (our copy precedes the kernel's punch, which takes it away).
+ * EEXIST: the page is populated (the VMM wrote it) or mapped: CONTINUE it.
+ * Otherwise as map_pages().
+ */
+static void copy_run(struct handler *h, const char *buf, const struct run *run)
+{
+	struct restore *r = h->r;
+	size_t p = run->first, end = run->first + run->count;
+	bool by_page = false;
+
+	while (p < end) {
+		struct uffdio_copy copy = { 0 };
+		size_t n = 1;
+		int ret, err;
+
+		pthread_rwlock_rdlock(&r->event_lock);
+		if (!page_may_copy(&r->state[p])) {
+			pthread_rwlock_unlock(&r->event_lock);
+			release_pages(h, p, 1, false);
+			wake_pages(r, p++, 1);
+			continue;
+		}
+		while (!by_page && p + n < end && page_may_copy(&r->state[p + n]))
+			n++;
+		copy.dst = page_addr(r, p);
+		copy.src = (unsigned long)buf + (p - run->first) * r->page_size;
+		copy.len = n * r->page_size;
+		ret = ioctl(r->cfg.uffd, UFFDIO_COPY, &copy);
+		err = errno;
+		pthread_rwlock_unlock(&r->event_lock);
+
+		if (!ret) {
+			release_pages(h, p, n, true);
+			p += n;
+			continue;
+		}
+		if (copy.copy > 0) {		/* partly done */
+			n = copy.copy / r->page_size;
+			release_pages(h, p, n, true);
+			p += n;
+			continue;
+		}
+		switch (err) {
+		case EEXIST:
+			h->stats.eexist++;
+			map_pages(h, p++, 1);
+			break;
+		case EAGAIN:
+			h->stats.eagain++;
+			if (read_messages(h) <= 0)
+				sched_yield();
+			break;
+		case ENOENT:
+			if (n > 1) {
+				h->stats.split++;
+				by_page = true;
+				break;
+			}
+			release_pages(h, p, 1, false);
+			wake_pages(r, p++, 1);
+			break;
+		default:
+			restore_fatal(r, "UFFDIO_COPY at %#lx: %s",
+				      page_addr(r, p), strerror(err));
+		}
+	}
+	count_run(h, run);
+}
+
+void answer_run(struct handler *h, const char *buf, const struct run *run)
+{
+	if (h->r->cfg.answer == RESTORE_ANSWER_COPY) {
+		copy_run(h, buf, run);
+		return;
+	}
+	populate(h, buf, run, 0);
+	finish_run(h, run);
 }
 
 void fill_run(struct handler *h, const struct run *run)
@@ -577,14 +665,13 @@ void fill_run(struct handler *h, const struct run *run)
 	struct restore *r = h->r;
 
 	if (run->zero) {
-		populate(h, r->zeroes, run, 0);
+		answer_run(h, r->zeroes, run);
 	} else if (r->cfg.image) {
-		populate(h, r->cfg.image + run->first * r->page_size, run, 0);
+		answer_run(h, r->cfg.image + run->first * r->page_size, run);
 	} else {
 		read_snapshot(h, run);
-		populate(h, h->buf, run, 0);
+		answer_run(h, h->buf, run);
 	}
-	finish_run(h, run);
 }
 
 /* --- the interface --- */
@@ -601,6 +688,7 @@ static int check_config(struct restore *r)
 		return -1;
 	if (!(fl & O_NONBLOCK) || !cfg->size || cfg->size % ps ||
 	    (unsigned long)cfg->area % ps || cfg->mode > RESTORE_URING ||
+	    cfg->answer > RESTORE_ANSWER_COPY ||
 	    cfg->threads > RESTORE_MAX_THREADS || cfg->prefetch > r->nr_pages)
 		goto inval;
 	if (r->cfg.window > r->nr_pages)

@@ -9,7 +9,9 @@
  * restore_start()) and hands both to restore_start(). A fault is answered
  * by reading its page, or its window of neighbours, from the snapshot,
  * pwrite() into the guest_memfd and one UFFDIO_CONTINUE over what was
- * written, which maps it and wakes the threads waiting on it.
+ * written, which maps it and wakes the threads waiting on it; or, with
+ * RESTORE_ANSWER_COPY, one UFFDIO_COPY, which fills and maps in one call
+ * (and needs no GUEST_MEMFD_FLAG_WRITE).
  *
  * Guarantees, whatever the guest does meanwhile:
  *  - every fault the handler reads is answered or woken (nothing sleeps
@@ -33,6 +35,7 @@
 #include <sys/types.h>
 
 enum restore_mode { RESTORE_SYNC, RESTORE_URING };
+enum restore_answer { RESTORE_ANSWER_WRITE, RESTORE_ANSWER_COPY };
 
 /* Limits restore_start() enforces (EINVAL beyond them). */
 #define RESTORE_MAX_WINDOW_BYTES	(1UL << 30)	/* one run's I/O */
@@ -58,6 +61,7 @@ struct restore_config {
 	const char *image;
 	size_t image_size;
 	enum restore_mode mode;
+	enum restore_answer answer;	/* pwrite + CONTINUE (default), or COPY */
 	unsigned int window;	/* pages per run, aligned (0: 1; clamped to size) */
 	/*
 	 * Sequential readahead: a fault that finds its window absent queues

@@ -34,6 +34,18 @@ bool page_written(page_state_t *s)
 	return true;
 }
 
+bool page_may_copy(page_state_t *s)
+{
+	unsigned char old = atomic_load(s);
+
+	do {
+		if (old & PAGE_REMOVED)
+			return false;
+	} while (!atomic_compare_exchange_weak(s, &old,
+					       (old & ~PAGE_KIND) | PAGE_MAPPING));
+	return true;
+}
+
 unsigned char page_release(page_state_t *s, bool present)
 {
 	unsigned char old = atomic_load(s), new;

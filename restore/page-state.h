@@ -67,6 +67,14 @@ enum page_claim { CLAIM_NONE, CLAIM_SNAPSHOT, CLAIM_ZERO };
  */
 enum page_claim page_claim(page_state_t *s);
 
+/*
+ * A holder is about to fill and map the page in one step (UFFDIO_COPY):
+ * -> MAPPING, unless a REMOVE came since the claim (false: the page is
+ * discarded, nothing to fill). Called, like page_written(), under the
+ * event lock's read side, held across the UFFDIO_COPY.
+ */
+bool page_may_copy(page_state_t *s);
+
 /* DONE -> MAPPING: map a written page again for a fault. */
 bool page_claim_done(page_state_t *s);
 

@@ -126,6 +126,8 @@ size_t claim_window(struct handler *h, size_t first, bool readahead);
 /* pwrite() @run from @buf into the guest_memfd from its page @done on. */
 void populate(struct handler *h, const char *buf, const struct run *run,
 	      size_t done);
+/* Answer @run from @buf as configured (pwrite + CONTINUE, or COPY): done. */
+void answer_run(struct handler *h, const char *buf, const struct run *run);
 /* Map a written run, release its pages, wake whoever waits: the run is done. */
 void finish_run(struct handler *h, const struct run *run);
 /* Fill @run from the snapshot (or zeroes) synchronously, and finish it. */

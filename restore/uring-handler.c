@@ -4,6 +4,8 @@
  * write) is an io_uring link, and up to URING_SLOTS runs are in flight.
  * Demand runs take free slots first; readahead is claimed only for a free
  * slot, and never takes the last URING_SLOTS - URING_READAHEAD_SLOTS.
+ * With RESTORE_ANSWER_COPY the link ends at the read, and this thread
+ * answers with UFFDIO_COPY from the slot's buffer when it completes.
  */
 #define _GNU_SOURCE
 #include "restore-internal.h"
@@ -103,6 +105,13 @@ static void uring_submit(struct handler *h, unsigned int i)
 	sqe = get_sqe(h);
 	io_uring_prep_read(sqe, r->cfg.snapshot, s->buf, len,
 			   r->cfg.snapshot_offset + s->run.first * r->page_size);
+	h->stats.reads++;
+	if (r->cfg.answer == RESTORE_ANSWER_COPY) {
+		if (s->run.count > 1)
+			sqe->flags |= IOSQE_ASYNC;
+		io_uring_sqe_set_data64(sqe, (uint64_t)i << 2 | TAG_READ);
+		return;
+	}
 	/*
 	 * A snapshot in the page cache is read inline, by this thread: fine
 	 * for a page, but windows would be copied one after the other, so
@@ -118,7 +127,6 @@ static void uring_submit(struct handler *h, unsigned int i)
 	io_uring_prep_write(sqe, r->cfg.gmem, s->buf, len,
 			    s->run.first * r->page_size);
 	io_uring_sqe_set_data64(sqe, (uint64_t)i << 2 | TAG_WRITE);
-	h->stats.reads++;
 }
 
 static int free_slot(struct handler *h)
@@ -152,7 +160,9 @@ static void queue_runs(struct handler *h, size_t n)
 		const struct run *run = &h->runs[i];
 		size_t at;
 
-		if (run->zero) {
+		/* Nothing to overlap: zeroes, or COPY from a mapped image. */
+		if (run->zero || (h->r->cfg.image &&
+				  h->r->cfg.answer == RESTORE_ANSWER_COPY)) {
 			fill_run(h, run);
 			continue;
 		}
@@ -199,6 +209,14 @@ static void start_readahead(struct handler *h)
 		queue_runs(h, claim_window(h, first, true));
 }
 
+static void release_slot(struct handler *h, struct slot *s)
+{
+	s->used = false;
+	h->inflight--;
+	if (s->run.readahead)
+		h->readahead_inflight--;
+}
+
 static void uring_complete(struct handler *h, struct io_uring_cqe *cqe)
 {
 	uint64_t data = io_uring_cqe_get_data64(cqe);
@@ -209,9 +227,12 @@ static void uring_complete(struct handler *h, struct io_uring_cqe *cqe)
 	case TAG_DELAY:
 		restore_fatal(h->r, "io_uring timeout: %s", strerror(-cqe->res));
 		break;
-	case TAG_READ:		/* posted on failure only */
+	case TAG_READ:		/* on failure; with COPY, on success too */
 		check_read(h->r, cqe->res, &s->run);
-		restore_fatal(h->r, "snapshot read failed");
+		if (h->r->cfg.answer != RESTORE_ANSWER_COPY)
+			restore_fatal(h->r, "snapshot read failed");
+		answer_run(h, s->buf, &s->run);
+		release_slot(h, s);
 		break;
 	case TAG_WRITE:
 		if (cqe->res < 0 && cqe->res != -EEXIST)
@@ -225,10 +246,7 @@ static void uring_complete(struct handler *h, struct io_uring_cqe *cqe)
 				 s->buf, &s->run,
 				 cqe->res > 0 ? cqe->res / h->r->page_size : 0);
 		finish_run(h, &s->run);
-		s->used = false;
-		h->inflight--;
-		if (s->run.readahead)
-			h->readahead_inflight--;
+		release_slot(h, s);
 		break;
 	}
 }

@@ -46,7 +46,7 @@ grep '^RESULT ' "$out/raw.log" | awk '
 	{ delete kv; for (i = 3; i <= NF; i++) { split($i, a, "="); kv[a[1]] = a[2] } }
 	$2 == "uffd-bench" { printf "uffd-bench T=%s,H=%s %s %s %s %s\n", kv["threads"], kv["handlers"], kv["backend"], kv["faults_per_s"], kv["p50_us"], kv["p99_us"] }
 	$2 == "dpt" { printf "vcpu vcpus=%s,uffds=%s %s %s - -\n", kv["vcpus"], (kv["uffds"] == 0 ? "-" : kv["uffds"]), kv["backend"], kv["rate"] }
-	$2 == "restore" { printf "restore T=%s,H=%s,w=%s,a=%s,src=%s,d=%s %s %s - -\n", kv["threads"], kv["handlers"], kv["window"], kv["prefetch"], kv["source"], kv["delay_us"], kv["mode"], kv["pages_per_s"] }
+	$2 == "restore" { printf "restore T=%s,H=%s,w=%s,a=%s,src=%s,d=%s %s %s - -\n", kv["threads"], kv["handlers"], kv["window"], kv["prefetch"], kv["source"], kv["delay_us"], kv["mode"] (kv["answer"] == "copy" ? "+copy" : ""), kv["pages_per_s"] }
 ' > "$out/results.tsv"
 [ -s "$out/results.tsv" ] || die "no results in $out/raw.log"
 

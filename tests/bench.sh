@@ -49,11 +49,14 @@ dpt() {
 # thread against as many synchronous threads as faulting threads.
 restore_configs="first-touch -p 16384
 sync -p 16384 -w 1
+sync -p 16384 -w 1 -A copy
 sync -p 16384 -w 16
+sync -p 16384 -w 16 -A copy
 sync -p 16384 -w 16 -m
 sync -p 16384 -w 16 -a 32 -H 2
 sync -p 16384 -w 16 -a 32 -m -H 2
 uring -p 16384 -w 16 -a 32
+uring -p 16384 -w 16 -a 32 -A copy
 uring -p 16384 -w 16 -a 32 -m
 sync -p 4096 -t 2 -H 2 -d 75 -w 1
 uring -p 4096 -t 2 -d 75 -w 1

@@ -38,6 +38,7 @@ examples/lazy-restore save /tmp/guest.snap "${DEMO_SNAPSHOT_MIB:-64}"
 examples/lazy-restore restore /tmp/guest.snap -m sync -w 1
 examples/lazy-restore restore /tmp/guest.snap -m sync -w 16 -a 32 -H 2
 examples/lazy-restore restore /tmp/guest.snap -m uring -w 16 -a 32
+examples/lazy-restore restore /tmp/guest.snap -m uring -w 16 -a 32 -A copy
 echo "and with a page of the snapshot overwritten (this must fail):"
 dd if=/dev/zero of=/tmp/guest.snap bs=4096 seek=1000 count=1 conv=notrunc 2> /dev/null
 if examples/lazy-restore restore /tmp/guest.snap -m uring -w 16 -a 32; then
