@@ -778,9 +778,10 @@ static void t_stop_with_absent(const struct conf *c)
  * A fault far from a long readahead waits a few read delays at most
  * (c->arg of them: io_uring runs the writes to one file in order, so a
  * demand write may wait behind those of the readahead in flight). The
- * readahead is started by a fault on page 0 (and 1, to busy a second sync
- * thread too); a handler that did all of it first would take 64 read
- * delays (sync), or 32 rounds of its 64 io_uring slots.
+ * readahead is started by a fault on page 0, then one on page 40 (for a
+ * second sync thread, which may read ahead from there); a handler that
+ * did all of it first would take 64 read delays (sync), or 32 rounds of
+ * its 64 io_uring slots.
  */
 static void t_demand_before_readahead(const struct conf *c)
 {
@@ -792,12 +793,14 @@ static void t_demand_before_readahead(const struct conf *c)
 	env_init(&e, c, nr, 0);
 	env_start(&e);
 	touch_start(&a, &e, 0);
-	if (c->threads > 1)
-		touch_start(&a2, &e, 1);
 	touch_join(&a);
-	if (c->threads > 1)
-		touch_join(&a2);
 	sleep_ms(2 * c->delay_us / MS);	/* the readahead is under way */
+	if (c->threads > 1) {
+		/* Another handler thread gets a fault in the readahead's span. */
+		touch_start(&a2, &e, 40);
+		touch_join(&a2);
+		sleep_ms(2 * c->delay_us / MS);
+	}
 	touch_start(&b, &e, nr - 1);
 	touch_join(&b);
 	check_touch(&b);
