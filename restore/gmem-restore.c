@@ -316,6 +316,22 @@ static void release_pages(struct handler *h, size_t first, size_t count,
 static void map_pages(struct handler *h, size_t first, size_t count);
 
 /*
+ * An event is pending and another thread reads it, or it was read and
+ * the thread that caused it (munmap, madvise) has yet to run and finish:
+ * until then UFFDIO_CONTINUE keeps failing with EAGAIN. Let it run rather
+ * than spin: yield a few times, then sleep briefly.
+ */
+static void backoff(struct handler *h)
+{
+	struct timespec ts = { .tv_nsec = 50 * 1000 };
+
+	if (h->stats.eagain % 8)
+		sched_yield();
+	else
+		nanosleep(&ts, NULL);
+}
+
+/*
  * A fault on a page this handler did not claim: it must still be answered.
  * Held: its holder wakes it. Written (DONE): a stale message, or a page
  * that left the page table since: CONTINUE it again. Unmapped: wake it,
@@ -502,7 +518,7 @@ static void map_pages(struct handler *h, size_t first, size_t count)
 		case EAGAIN:
 			h->stats.eagain++;
 			if (read_messages(h) <= 0)
-				sched_yield();	/* another thread reads it */
+				backoff(h);
 			break;
 		case EFAULT:
 			release_pages(h, first, 1, false);

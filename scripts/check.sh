@@ -35,7 +35,7 @@ finish() {
 
 # --- host checks -------------------------------------------------------------
 step "host checks"
-if out=$(cd "$TOP" && shellcheck -x scripts/*.sh tests/*.sh tests/harness/*.sh guest/* vm/*.conf .ci/run 2>&1); then
+if out=$(cd "$TOP" && shellcheck -x scripts/*.sh tests/*.sh tests/harness/*.sh restore/test/*.sh guest/* vm/*.conf .ci/run 2>&1); then
 	record ok "shellcheck"
 else
 	printf '%s\n' "$out"; record "not ok" "shellcheck"

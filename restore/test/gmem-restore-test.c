@@ -4,7 +4,7 @@
  * threads standing in for vCPUs (TAP output; exit 0 if all pass, 1 if one
  * fails, 4 if the kernel lacks guest_memfd userfaultfd support).
  *
- * Each case runs in a child process with a time box (15 s, or
+ * Each case runs in a child process with a time box (30 s, or
  * $GMEM_RESTORE_TEST_TIME_BOX): a fault the library drops leaves a thread
  * asleep forever, which shows as "not ok ... timed out", and the next case
  * runs on ($GMEM_RESTORE_TEST_FAIL_FAST set: stops at the first failure).
@@ -83,7 +83,7 @@
 
 #define SKIP 4
 #define NR_PAGES 512
-#define TIME_BOX 15		/* seconds, per case */
+#define TIME_BOX 30		/* seconds, per case */
 #define MS 1000			/* in read_delay_us */
 
 static long page_size;
@@ -519,6 +519,8 @@ static void t_unmap(const struct conf *c)
 	      "(all mapped ones restored, the others unmapped)", absent);
 }
 
+#define CHURN_PAGES (NR_PAGES / 2)
+
 struct churn {
 	struct env *e;
 	atomic_bool stop;
@@ -529,11 +531,17 @@ static void *remove_behind(void *arg)
 {
 	struct churn *ch = arg;
 
+	/*
+	 * A pause after each REMOVE: until the remover has run on after its
+	 * event was read, every UFFDIO_CONTINUE fails with EAGAIN, so back to
+	 * back REMOVEs starve the walker (a page a sweep in a loaded VM).
+	 */
 	while (!atomic_load(&ch->stop)) {
-		for (size_t n = 0; n < NR_PAGES && !atomic_load(&ch->stop); n += 7)
+		for (size_t n = 0; n < ch->e->nr && !atomic_load(&ch->stop); n += 7) {
 			remove_pages(ch->e, n, 1);
+			usleep(200);
+		}
 		atomic_fetch_add(&ch->sweeps, 1);
-		usleep(1000);	/* let the walker on too (a slow debug kernel) */
 	}
 	return NULL;
 }
@@ -544,19 +552,19 @@ static void t_churn(const struct conf *c)
 	struct env e;
 	pthread_t t;
 
-	env_init(&e, c, NR_PAGES, 0);
+	env_init(&e, c, CHURN_PAGES, 0);
 	ch.e = &e;
 	env_start(&e);
 	t = spawn(remove_behind, &ch);
 	for (int pass = 0; pass < 2 || atomic_load(&ch.sweeps) < 2; pass++)
 		if (pass < 1000)
-			walk_threads(&e, 1, 0, NR_PAGES);
+			walk_threads(&e, 1, 0, CHURN_PAGES);
 		else
 			sleep_ms(1);
 	atomic_store(&ch.stop, true);
 	pthread_join(t, NULL);
 	/* Every 7th page was removed (at least once), the others never. */
-	for (size_t n = 0; n < NR_PAGES; n++)
+	for (size_t n = 0; n < CHURN_PAGES; n++)
 		CHECK(page_is(&e, n, n % 7 == 0), "page %zu (%sremoved) is %s", n,
 		      n % 7 ? "never " : "", page_what(&e, n));
 	env_stop(&e);
@@ -770,9 +778,10 @@ static void t_stop_with_absent(const struct conf *c)
  * A fault far from a long readahead waits a few read delays at most
  * (c->arg of them: io_uring runs the writes to one file in order, so a
  * demand write may wait behind those of the readahead in flight). The
- * readahead is started by a fault on page 0 (and 1, to busy a second sync
- * thread too); a handler that did all of it first would take 64 read
- * delays (sync), or 32 rounds of its 64 io_uring slots.
+ * readahead is started by a fault on page 0, then one on page 40 (for a
+ * second sync thread, which may read ahead from there); a handler that
+ * did all of it first would take 64 read delays (sync), or 32 rounds of
+ * its 64 io_uring slots.
  */
 static void t_demand_before_readahead(const struct conf *c)
 {
@@ -784,12 +793,14 @@ static void t_demand_before_readahead(const struct conf *c)
 	env_init(&e, c, nr, 0);
 	env_start(&e);
 	touch_start(&a, &e, 0);
-	if (c->threads > 1)
-		touch_start(&a2, &e, 1);
 	touch_join(&a);
-	if (c->threads > 1)
-		touch_join(&a2);
 	sleep_ms(2 * c->delay_us / MS);	/* the readahead is under way */
+	if (c->threads > 1) {
+		/* Another handler thread gets a fault in the readahead's span. */
+		touch_start(&a2, &e, 40);
+		touch_join(&a2);
+		sleep_ms(2 * c->delay_us / MS);
+	}
 	touch_start(&b, &e, nr - 1);
 	touch_join(&b);
 	check_touch(&b);
