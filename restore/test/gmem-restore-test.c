@@ -96,6 +96,7 @@ struct conf {
 	unsigned int window, prefetch, threads, delay_us;
 	bool image;
 	int arg;		/* case-specific */
+	bool copy;		/* answer with UFFDIO_COPY, not pwrite + CONTINUE */
 };
 
 struct env {
@@ -210,6 +211,7 @@ static void env_init(struct env *e, const struct conf *c, size_t nr, int flags)
 	e->nr = nr;
 	e->size = e->mapped = nr * page_size;
 	e->cfg.mode = c->mode;
+	e->cfg.answer = c->copy ? RESTORE_ANSWER_COPY : RESTORE_ANSWER_WRITE;
 	e->cfg.window = c->window;
 	e->cfg.prefetch = c->prefetch;
 	e->cfg.threads = c->threads;
@@ -1125,59 +1127,67 @@ static void add(const char *name, void (*fn)(const struct conf *), struct conf c
 static void add_cases(void)
 {
 	static const struct conf every[] = {
-		{ "sync w1 t2", RESTORE_SYNC, 1, 0, 2, 0, false, 0 },
-		{ "sync w16 t2 ra4", RESTORE_SYNC, 16, 4, 2, 0, false, 0 },
-		{ "sync w1 t2 image", RESTORE_SYNC, 1, 0, 2, 0, true, 0 },
-		{ "sync w16 t3 ra2 d2ms", RESTORE_SYNC, 16, 2, 3, 2 * MS, false, 0 },
-		{ "uring w1", RESTORE_URING, 1, 0, 0, 0, false, 0 },
-		{ "uring w16 ra4", RESTORE_URING, 16, 4, 0, 0, false, 0 },
-		{ "uring w4 image", RESTORE_URING, 4, 0, 0, 0, true, 0 },
-		{ "uring w16 ra2 d2ms", RESTORE_URING, 16, 2, 0, 2 * MS, false, 0 },
+		{ "sync w1 t2", RESTORE_SYNC, 1, 0, 2, 0, false, 0, false },
+		{ "sync w16 t2 ra4", RESTORE_SYNC, 16, 4, 2, 0, false, 0, false },
+		{ "sync w1 t2 image", RESTORE_SYNC, 1, 0, 2, 0, true, 0, false },
+		{ "sync w16 t3 ra2 d2ms", RESTORE_SYNC, 16, 2, 3, 2 * MS, false, 0, false },
+		{ "uring w1", RESTORE_URING, 1, 0, 0, 0, false, 0, false },
+		{ "uring w16 ra4", RESTORE_URING, 16, 4, 0, 0, false, 0, false },
+		{ "uring w4 image", RESTORE_URING, 4, 0, 0, 0, true, 0, false },
+		{ "uring w16 ra2 d2ms", RESTORE_URING, 16, 2, 0, 2 * MS, false, 0, false },
+		{ "sync w16 t2 ra4 copy", RESTORE_SYNC, 16, 4, 2, 0, false, 0, true },
+		{ "sync w1 t2 image copy", RESTORE_SYNC, 1, 0, 2, 0, true, 0, true },
+		{ "uring w16 ra2 d2ms copy", RESTORE_URING, 16, 2, 0, 2 * MS, false, 0,
+		  true },
 	};
 	/* A handler holds a page 200 ms; another thread reads events. */
 	static const struct conf held[] = {
-		{ "sync w1 t2 d200ms", RESTORE_SYNC, 1, 0, 2, 200 * MS, false, 0 },
-		{ "sync w16 t2 d200ms", RESTORE_SYNC, 16, 0, 2, 200 * MS, false, 0 },
-		{ "uring w1 d200ms", RESTORE_URING, 1, 0, 0, 200 * MS, false, 0 },
-		{ "uring w16 d200ms", RESTORE_URING, 16, 0, 0, 200 * MS, false, 0 },
+		{ "sync w1 t2 d200ms", RESTORE_SYNC, 1, 0, 2, 200 * MS, false, 0, false },
+		{ "sync w16 t2 d200ms", RESTORE_SYNC, 16, 0, 2, 200 * MS, false, 0, false },
+		{ "uring w1 d200ms", RESTORE_URING, 1, 0, 0, 200 * MS, false, 0, false },
+		{ "uring w16 d200ms", RESTORE_URING, 16, 0, 0, 200 * MS, false, 0, false },
+		{ "sync w16 t2 d200ms copy", RESTORE_SYNC, 16, 0, 2, 200 * MS, false, 0,
+		  true },
+		{ "uring w1 d200ms copy", RESTORE_URING, 1, 0, 0, 200 * MS, false, 0,
+		  true },
 	};
 	/* One handler busy 200 ms: the next fault waits unserved. */
 	static const struct conf one_busy[] = {
-		{ "sync w1 t1 d200ms", RESTORE_SYNC, 1, 0, 1, 200 * MS, false, 0 },
-		{ "uring w1 d200ms", RESTORE_URING, 1, 0, 0, 200 * MS, false, 0 },
+		{ "sync w1 t1 d200ms", RESTORE_SYNC, 1, 0, 1, 200 * MS, false, 0, false },
+		{ "uring w1 d200ms", RESTORE_URING, 1, 0, 0, 200 * MS, false, 0, false },
 	};
 	static const struct conf split[] = {
-		{ "sync w16 t2", RESTORE_SYNC, 16, 0, 2, 0, false, 0 },
-		{ "sync w16 t2 ra4 image", RESTORE_SYNC, 16, 4, 2, 0, true, 0 },
-		{ "uring w16", RESTORE_URING, 16, 0, 0, 0, false, 0 },
-		{ "uring w16 ra4 d2ms", RESTORE_URING, 16, 4, 0, 2 * MS, false, 0 },
+		{ "sync w16 t2", RESTORE_SYNC, 16, 0, 2, 0, false, 0, false },
+		{ "sync w16 t2 ra4 image", RESTORE_SYNC, 16, 4, 2, 0, true, 0, false },
+		{ "uring w16", RESTORE_URING, 16, 0, 0, 0, false, 0, false },
+		{ "uring w16 ra4 d2ms", RESTORE_URING, 16, 4, 0, 2 * MS, false, 0, false },
 	};
 	static const struct conf plain[] = {
-		{ "sync w1 t2", RESTORE_SYNC, 1, 0, 2, 0, false, 0 },
-		{ "sync w16 t1", RESTORE_SYNC, 16, 0, 1, 0, false, 0 },
-		{ "uring w1", RESTORE_URING, 1, 0, 0, 0, false, 0 },
-		{ "uring w16", RESTORE_URING, 16, 0, 0, 0, false, 0 },
+		{ "sync w1 t2", RESTORE_SYNC, 1, 0, 2, 0, false, 0, false },
+		{ "sync w16 t1", RESTORE_SYNC, 16, 0, 1, 0, false, 0, false },
+		{ "uring w1", RESTORE_URING, 1, 0, 0, 0, false, 0, false },
+		{ "uring w16", RESTORE_URING, 16, 0, 0, 0, false, 0, false },
 	};
 	static const struct conf finish[] = {
-		{ "sync w16 t2", RESTORE_SYNC, 16, 0, 2, 0, false, 0 },
-		{ "sync w4 t1 image", RESTORE_SYNC, 4, 0, 1, 0, true, 0 },
-		{ "uring w1", RESTORE_URING, 1, 0, 0, 0, false, 0 },
-		{ "uring w16 ra2 d1ms", RESTORE_URING, 16, 2, 0, 1 * MS, false, 0 },
+		{ "sync w16 t2", RESTORE_SYNC, 16, 0, 2, 0, false, 0, false },
+		{ "sync w4 t1 image", RESTORE_SYNC, 4, 0, 1, 0, true, 0, false },
+		{ "uring w1", RESTORE_URING, 1, 0, 0, 0, false, 0, false },
+		{ "uring w16 ra2 d1ms", RESTORE_URING, 16, 2, 0, 1 * MS, false, 0, false },
 	};
 	static const struct conf readahead[] = {
-		{ "sync w1 t1 ra64 d40ms", RESTORE_SYNC, 1, 64, 1, 40 * MS, false, 8 },
-		{ "sync w1 t2 ra64 d40ms", RESTORE_SYNC, 1, 64, 2, 40 * MS, false, 8 },
-		{ "uring w1 ra2048 d40ms", RESTORE_URING, 1, 2048, 0, 40 * MS, false, 16 },
+		{ "sync w1 t1 ra64 d40ms", RESTORE_SYNC, 1, 64, 1, 40 * MS, false, 8, false },
+		{ "sync w1 t2 ra64 d40ms", RESTORE_SYNC, 1, 64, 2, 40 * MS, false, 8, false },
+		{ "uring w1 ra2048 d40ms", RESTORE_URING, 1, 2048, 0, 40 * MS, false, 16, false },
 	};
 	static const struct conf many_faults[] = {
-		{ "uring w1 d20ms", RESTORE_URING, 1, 0, 0, 20 * MS, false, 0 },
-		{ "uring w4 d20ms", RESTORE_URING, 4, 0, 0, 20 * MS, false, 0 },
-		{ "sync w1 t4 d10ms", RESTORE_SYNC, 1, 0, 4, 10 * MS, false, 0 },
+		{ "uring w1 d20ms", RESTORE_URING, 1, 0, 0, 20 * MS, false, 0, false },
+		{ "uring w4 d20ms", RESTORE_URING, 4, 0, 0, 20 * MS, false, 0, false },
+		{ "sync w1 t4 d10ms", RESTORE_SYNC, 1, 0, 4, 10 * MS, false, 0, false },
 	};
 	static const struct conf many_readahead[] = {
-		{ "uring w1 ra300 d5ms", RESTORE_URING, 1, 300, 0, 5 * MS, false, 0 },
-		{ "uring w1 ra511", RESTORE_URING, 1, 511, 0, 0, false, 0 },
-		{ "sync w1 t2 ra300 d1ms", RESTORE_SYNC, 1, 300, 2, 1 * MS, false, 0 },
+		{ "uring w1 ra300 d5ms", RESTORE_URING, 1, 300, 0, 5 * MS, false, 0, false },
+		{ "uring w1 ra511", RESTORE_URING, 1, 511, 0, 0, false, 0, false },
+		{ "sync w1 t2 ra300 d1ms", RESTORE_SYNC, 1, 300, 2, 1 * MS, false, 0, false },
 	};
 	static const struct { const char *name; int arg; } configs[] = {
 		{ "config-valid", CFG_VALID },
@@ -1214,7 +1224,7 @@ static void add_cases(void)
 	EACH("vmm-discarded", t_vmm_discarded, plain);
 	add("range-validation", t_range_validation, plain[0]);
 	for (size_t i = 0; i < sizeof(configs) / sizeof(configs[0]); i++) {
-		struct conf c = { "sync", RESTORE_SYNC, 1, 0, 1, 0, false, configs[i].arg };
+		struct conf c = { "sync", RESTORE_SYNC, 1, 0, 1, 0, false, configs[i].arg, false };
 
 		if (configs[i].arg == CFG_IMAGE_SHORT) {
 			c.name = "sync image";
