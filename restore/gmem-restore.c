@@ -103,15 +103,25 @@ static void *grow(struct restore *r, void *items, size_t *size, size_t item_size
 	return items;
 }
 
-/* Append, compacting first: the queue is a window into items[]. */
+/*
+ * Make room for one more item at the end of a FIFO that is the window
+ * [*head, *head + nr) of *items: compact it to the front, or grow it.
+ */
+static void make_room(struct restore *r, void **items, size_t *head, size_t nr,
+		      size_t *size, size_t item_size)
+{
+	if (*head && *head + nr == *size) {
+		memmove(*items, (char *)*items + *head * item_size, nr * item_size);
+		*head = 0;
+	}
+	if (*head + nr == *size)
+		*items = grow(r, *items, size, item_size);
+}
+
 static void queue_push(struct restore *r, struct queue *q, size_t item)
 {
-	if (q->head && q->head + q->nr == q->size) {
-		memmove(q->items, q->items + q->head, q->nr * sizeof(*q->items));
-		q->head = 0;
-	}
-	if (q->head + q->nr == q->size)
-		q->items = grow(r, q->items, &q->size, sizeof(*q->items));
+	make_room(r, (void **)&q->items, &q->head, q->nr, &q->size,
+		  sizeof(*q->items));
 	q->items[q->head + q->nr++] = item;
 }
 
@@ -178,12 +188,8 @@ static void queue_readahead(struct restore *r, size_t first, size_t end)
 			goto out;
 		}
 	}
-	if (q->head && q->head + q->nr == q->size) {
-		memmove(q->spans, q->spans + q->head, q->nr * sizeof(*q->spans));
-		q->head = 0;
-	}
-	if (q->head + q->nr == q->size)
-		q->spans = grow(r, q->spans, &q->size, sizeof(*q->spans));
+	make_room(r, (void **)&q->spans, &q->head, q->nr, &q->size,
+		  sizeof(*q->spans));
 	q->spans[q->head + q->nr++] = s;
 out:
 	pthread_mutex_unlock(&r->queue_lock);
