@@ -13,6 +13,10 @@
  *   gmem-minor     guest_memfd populated beforehand, MINOR, UFFDIO_CONTINUE
  *   first-touch    anonymous memory, no userfaultfd: the kernel's own
  *                  fault, the floor a resolver cannot beat
+ *   gmem-mapped    guest_memfd populated beforehand, no userfaultfd, read
+ *                  faults: the kernel maps the file's pages (fault around,
+ *                  per-VMA lock)
+ *   shmem-mapped   the same on memfd (shmem)
  *
  * Usage: uffd-bench BACKEND [-p PAGES] [-t THREADS] [-H HANDLERS] [-c]
  * Output, one line: backend threads handlers faults seconds faults/s
@@ -55,6 +59,8 @@ static const struct backend {
 	{ "gmem-copy",     'g', false, UFFDIO_REGISTER_MODE_MISSING, COPY },
 	{ "gmem-minor",    'g', true,  UFFDIO_REGISTER_MODE_MINOR,   CONTINUE },
 	{ "first-touch",   'a', false, 0,                            NONE },
+	{ "gmem-mapped",   'g', true,  0,                            NONE },
+	{ "shmem-mapped",  's', true,  0,                            NONE },
 };
 
 static const struct backend *be;
@@ -176,7 +182,8 @@ static void *handler(void *arg __attribute__((unused)))
 /*
  * Thread i faults on pages i, i + T, i + 2T, ...: neighbours race. The
  * access is a write (of the byte the page must hold anyway), so that
- * first-touch allocates a page too, rather than mapping the zero page.
+ * first-touch allocates a page too, rather than mapping the zero page; a
+ * read on the *-mapped backends, which is what faults around.
  */
 static void *faulter(void *arg)
 {
@@ -184,7 +191,10 @@ static void *faulter(void *arg)
 		size_t off = n * page_size;
 		uint64_t t0 = now_ns();
 
-		*(volatile char *)(area + off) = source[off];
+		if (be->populate && !be->mode)
+			(void)*(volatile char *)(area + off);
+		else
+			*(volatile char *)(area + off) = source[off];
 		latency_us[n] = (now_ns() - t0) / 1e3;
 	}
 	return NULL;
@@ -259,7 +269,7 @@ int main(int argc, char **argv)
 		pthread_join(handlers[i], NULL);
 
 	/* The data must be the source's, whoever resolved it. */
-	if (be->mode) {
+	if (be->mode || be->populate) {
 		for (size_t i = 0; i < nr_pages * page_size; i += 64)
 			if (area[i] != source[i]) {
 				fprintf(stderr, "%s: byte %zu differs from the source\n",
