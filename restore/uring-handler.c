@@ -73,19 +73,9 @@ static void arm_poll(struct handler *h)
 }
 
 /*
- * Whether this thread answers @run itself once its read completes: always
- * with UFFDIO_COPY, and a single page written at once costs less than the
- * hand-off of its write to an io-wq worker and back.
- */
-static bool answered_after_read(const struct restore *r, const struct run *run)
-{
-	return r->cfg.answer == RESTORE_ANSWER_COPY || run->count == 1;
-}
-
-/*
  * One slot's I/O, as a link: [wait the simulated latency ->] read the
- * snapshot [-> write the guest_memfd]. Only the last request posts a
- * completion if all goes well; a failure ends the link and posts its own.
+ * snapshot -> write the guest_memfd. Only the write posts a completion if
+ * all goes well; a failure ends the link and posts its own.
  */
 static void uring_submit(struct handler *h, unsigned int i)
 {
@@ -116,21 +106,23 @@ static void uring_submit(struct handler *h, unsigned int i)
 	io_uring_prep_read(sqe, r->cfg.snapshot, s->buf, len,
 			   r->cfg.snapshot_offset + s->run.first * r->page_size);
 	h->stats.reads++;
+	if (r->cfg.answer == RESTORE_ANSWER_COPY) {
+		if (s->run.count > 1)
+			sqe->flags |= IOSQE_ASYNC;
+		io_uring_sqe_set_data64(sqe, (uint64_t)i << 2 | TAG_READ);
+		return;
+	}
 	/*
 	 * A snapshot in the page cache is read inline, by this thread: fine
 	 * for a page, but windows would be copied one after the other, so
-	 * they go to io-wq (IOSQE_ASYNC).
+	 * they go to io-wq (IOSQE_ASYNC). The writes go to io-wq anyway
+	 * (guest_memfd has no FMODE_NOWAIT), which runs the writes to one
+	 * file in order.
 	 */
+	sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
 	if (s->run.count > 1)
 		sqe->flags |= IOSQE_ASYNC;
 	io_uring_sqe_set_data64(sqe, (uint64_t)i << 2 | TAG_READ);
-	if (answered_after_read(r, &s->run))
-		return;
-	/*
-	 * A window's write goes to io-wq too (guest_memfd has no
-	 * FMODE_NOWAIT), which runs the writes to one file in order.
-	 */
-	sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
 	sqe = get_sqe(h);
 	io_uring_prep_write(sqe, r->cfg.gmem, s->buf, len,
 			    s->run.first * r->page_size);
@@ -235,9 +227,9 @@ static void uring_complete(struct handler *h, struct io_uring_cqe *cqe)
 	case TAG_DELAY:
 		restore_fatal(h->r, "io_uring timeout: %s", strerror(-cqe->res));
 		break;
-	case TAG_READ:	/* on failure; on success if answered_after_read() */
+	case TAG_READ:		/* on failure; with COPY, on success too */
 		check_read(h->r, cqe->res, &s->run);
-		if (!answered_after_read(h->r, &s->run))
+		if (h->r->cfg.answer != RESTORE_ANSWER_COPY)
 			restore_fatal(h->r, "snapshot read failed");
 		answer_run(h, s->buf, &s->run);
 		release_slot(h, s);
