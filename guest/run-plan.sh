@@ -16,6 +16,14 @@ scale=${2:-1}
 # Huge pages for the hugetlb userfaultfd tests (uffd-stress wants 2 * size).
 echo 128 > /proc/sys/vm/nr_hugepages
 
+# The uffd tests map shmem at fixed addresses from 1 GiB up (BASE_PMD_ADDR in
+# uffd-common.c). Our selftests are static non-PIE binaries, whose brk heap
+# x86_64 starts anywhere in the GiB above the program (arch_randomize_brk):
+# about 1 run in 20 it starts within 64 MiB of 1 GiB, and now and then the
+# heap is where the test wants its memory ("mmap of memfd failed at
+# 0x40000000"). Keep brk unrandomized; mmap, stack and vDSO still are.
+echo 1 > /proc/sys/kernel/randomize_va_space
+
 mapfile -t tests < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$plan")
 echo "TAP version 13"
 echo "1..${#tests[@]}"
