@@ -337,6 +337,26 @@ static void backoff(struct handler *h)
 		nanosleep(&ts, NULL);
 }
 
+/* EAGAIN from CONTINUE or COPY: apply the events, or let them come. */
+static void retry_later(struct handler *h)
+{
+	h->stats.eagain++;
+	if (read_messages(h) <= 0)
+		backoff(h);
+}
+
+/*
+ * @bytes from @first were mapped (by a CONTINUE or COPY that succeeded or
+ * stopped part way): release them as done. Returns the number of pages.
+ */
+static size_t release_mapped(struct handler *h, size_t first, long bytes)
+{
+	size_t n = bytes / h->r->page_size;
+
+	release_pages(h, first, n, true);
+	return n;
+}
+
 /*
  * A fault on a page this handler did not claim: it must still be answered.
  * Held: its holder wakes it. Written (DONE): a stale message, or a page
@@ -504,15 +524,10 @@ static void map_pages(struct handler *h, size_t first, size_t count)
 			.range = { .start = page_addr(r, first), .len = n * r->page_size },
 		};
 
-		if (!ioctl(r->cfg.uffd, UFFDIO_CONTINUE, &cont)) {
-			release_pages(h, first, n, true);
-			first += n;
-			continue;
-		}
-		if (cont.mapped > 0) {		/* partly done */
-			n = cont.mapped / r->page_size;
-			release_pages(h, first, n, true);
-			first += n;
+		if (!ioctl(r->cfg.uffd, UFFDIO_CONTINUE, &cont))
+			cont.mapped = n * r->page_size;
+		if (cont.mapped > 0) {		/* all or part done */
+			first += release_mapped(h, first, cont.mapped);
 			continue;
 		}
 		switch (errno) {
@@ -522,9 +537,7 @@ static void map_pages(struct handler *h, size_t first, size_t count)
 			wake_pages(r, first++, 1);
 			break;
 		case EAGAIN:
-			h->stats.eagain++;
-			if (read_messages(h) <= 0)
-				backoff(h);
+			retry_later(h);
 			break;
 		case EFAULT:
 			release_pages(h, first, 1, false);
@@ -634,15 +647,10 @@ static void copy_run(struct handler *h, const char *buf, const struct run *run)
 		err = errno;
 		pthread_rwlock_unlock(&r->event_lock);
 
-		if (!ret) {
-			release_pages(h, p, n, true);
-			p += n;
-			continue;
-		}
-		if (copy.copy > 0) {		/* partly done */
-			n = copy.copy / r->page_size;
-			release_pages(h, p, n, true);
-			p += n;
+		if (!ret)
+			copy.copy = n * r->page_size;
+		if (copy.copy > 0) {		/* all or part done */
+			p += release_mapped(h, p, copy.copy);
 			continue;
 		}
 		switch (err) {
@@ -651,9 +659,7 @@ static void copy_run(struct handler *h, const char *buf, const struct run *run)
 			map_pages(h, p++, 1);
 			break;
 		case EAGAIN:
-			h->stats.eagain++;
-			if (read_messages(h) <= 0)
-				sched_yield();
+			retry_later(h);
 			break;
 		case ENOENT:
 			if (n > 1) {
