@@ -108,6 +108,9 @@ ratio() {
 		"$(ratio uffd-bench T=1,H=1 gmem-minor uffd-bench T=1,H=1 shmem-minor)" 0.95
 	target "same, KVM demand paging, 1 vCPU" \
 		"$(ratio vcpu vcpus=1,uffds=1 gmem-minor vcpu vcpus=1,uffds=1 shmem-minor)" 0.95
+	# The vCPU answers its own fault: no handoff to a handler thread and back.
+	target "KVM Userfault, gmem-only memslot / userfaultfd pwrite + CONTINUE, KVM demand paging, 1 vCPU, one page per fault" \
+		"$(ratio vcpu vcpus=1,uffds=- gmem-only-kvm-userfault vcpu vcpus=1,uffds=1 gmem-missing)" 1.2
 	target "restore, window 16 + prefetch 32, 2 sync handlers, mapped snapshot / first touch" \
 		"$(ratio restore T=1,H=2,w=16,a=32,src=mapped,d=0 sync restore T=1,H=0,w=0,a=0,src=-,d=0 first-touch)" 0.8
 	target "restore, window 16 / one page per fault (1 sync handler, pread)" \
@@ -123,7 +126,8 @@ ratio() {
 	echo "## Fault round trip and KVM demand paging"
 	echo
 	echo "Ratios are to anon-missing (UFFDIO_COPY) in the same configuration; first-touch runs without"
-	echo "handlers and is compared with the 1-handler row."
+	echo "handlers, and the KVM Userfault rows (*-kvm-userfault) without userfaultfd (each vCPU answers"
+	echo "its own exits): they are compared with the row of one userfaultfd per vCPU."
 	echo
 	echo "| workload | config | backend | median faults/s | min-max | x anon-missing | p50 us | p99 us |"
 	echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"
@@ -131,7 +135,7 @@ ratio() {
 		$1 != "restore" { med[$1 " " $2 " " $3] = $5; row[nr++] = $0 }
 		END { for (i = 0; i < nr; i++) { split(row[i], f, " "); cfg = f[2]
 			if (f[3] == "first-touch" && f[1] == "uffd-bench") sub(/H=0/, "H=1", cfg)
-			if (f[3] == "first-touch" && f[1] == "vcpu") cfg = "vcpus=" substr(f[2], 7, 1) ",uffds=" substr(f[2], 7, 1)
+			if (f[1] == "vcpu" && f[2] ~ /uffds=-/) cfg = "vcpus=" substr(f[2], 7, 1) ",uffds=" substr(f[2], 7, 1)
 			ref = f[1] " " cfg " anon-missing"
 			r = (ref in med && med[ref] > 0) ? sprintf("%.2f", f[5] / med[ref]) : "-"
 			printf "| %s | %s | %s | %s | %s-%s | %s | %s | %s |\n", f[1], f[2], f[3], f[5], f[6], f[7], r, f[8], f[9] } }

@@ -11,20 +11,28 @@ pages=${BENCH_PAGES:-8192}	# uffd-bench: pages per run
 size=${BENCH_SIZE:-16M}		# demand_paging_test: memory per vCPU
 
 uffd_backends="anon-missing shmem-missing shmem-minor gmem-missing gmem-copy gmem-minor first-touch"
-# demand_paging_test: name, backing, userfaultfd mode ("none": no userfaultfd),
-# and for MISSING the answer: UFFDIO_COPY, or (":write") pwrite + CONTINUE
+# demand_paging_test: name, backing, userfaultfd mode ("none": no userfaultfd;
+# "userfault": KVM Userfault, each vCPU answers its own exits, -k), and for
+# MISSING the answer: UFFDIO_COPY, or (":write") pwrite + CONTINUE; for KVM
+# Userfault ":gmem-only" binds the guest_memfd to the memslot (-g)
 dpt_backends="anon-missing:anonymous:MISSING shmem-missing:shmem:MISSING
 shmem-minor:shmem:MINOR gmem-missing:guest_memfd:MISSING:write
 gmem-copy:guest_memfd:MISSING gmem-minor:guest_memfd:MINOR
-first-touch:anonymous:none"
+first-touch:anonymous:none anon-kvm-userfault:anonymous:userfault
+gmem-only-kvm-userfault:guest_memfd:userfault:gmem-only"
 
 fail() { echo "bench: $*" >&2; exit 1; }
 
 dpt() {
 	local name=$1 backing=$2 mode=$3 answer=$4 vcpus=$5 single=$6 out rate
 	local args=(-b "$size" -v "$vcpus" -s "$backing")
-	[ "$mode" = none ] || args+=(-u "$mode")
+	case $mode in
+	none) ;;
+	userfault) args+=(-k) ;;
+	*) args+=(-u "$mode") ;;
+	esac
 	[ "$answer" = write ] && args+=(-w)
+	[ "$answer" = gmem-only ] && args+=(-g)
 	[ "$single" = 1 ] && args+=(-a)
 	local try
 	# Under TCG a 2-vCPU guest sometimes triple-faults (exit_reason=SHUTDOWN),
@@ -38,7 +46,8 @@ dpt() {
 	done
 	rate=$(printf '%s\n' "$out" | sed -n 's/.*Overall demand paging rate:[[:space:]]*\([0-9.]*\).*/\1/p' | tail -n 1)
 	[ -n "$rate" ] || fail "no rate from demand_paging_test ${args[*]}"
-	local uffds=$vcpus; [ "$single" = 1 ] && uffds=1; [ "$mode" = none ] && uffds=0
+	local uffds=$vcpus; [ "$single" = 1 ] && uffds=1
+	case $mode in none | userfault) uffds=0 ;; esac
 	echo "RESULT dpt backend=$name vcpus=$vcpus uffds=$uffds rate=$rate"
 }
 
@@ -90,7 +99,7 @@ for ((r = 1; r <= runs; r++)); do
 		read -r vcpus single <<< "$vs"
 		for spec in $dpt_backends; do
 			IFS=: read -r name backing mode answer <<< "$spec"
-			[ "$mode" = none ] && [ "$single" = 1 ] && continue
+			case $mode in none | userfault) [ "$single" = 1 ] && continue ;; esac
 			dpt "$name" "$backing" "$mode" "$answer" "$vcpus" "$single"
 		done
 	done
