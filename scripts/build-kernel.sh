@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Configure and build the kernel in build/obj-$VARIANT from build/linux.
 #
-# Usage: [VARIANT=normal|debug|no-userfaultfd] [SERIES=none] scripts/build-kernel.sh [SRC OBJ]
+# Usage: [VARIANT=normal|debug|no-userfaultfd|kvm-module] [SERIES=none] scripts/build-kernel.sh [SRC OBJ]
 #   (default build/linux and build/obj-$VARIANT; with SERIES=none the base
 #   kernel, build/linux-base into build/obj-$VARIANT-base; series-check
 #   passes others)

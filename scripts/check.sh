@@ -2,7 +2,7 @@
 # make check: host checks, build, then the test plan in the VM; TAP out, one
 # plain "N passed, N failed, N skipped" line last, non-zero exit on failure.
 #
-# Usage: [VARIANT=normal|debug|no-userfaultfd] [PLAN=tests/plan] [SERIES=none]
+# Usage: [VARIANT=normal|debug|no-userfaultfd|kvm-module] [PLAN=tests/plan] [SERIES=none]
 #        [HOST_CHECKS=no] scripts/check.sh
 #   SERIES=none: the same checks and plan on the base kernel (no patches),
 #   with the selftests of the series; results in build/check-$VARIANT-base.*
