@@ -22,6 +22,17 @@ step "installing uAPI headers of build/linux into ${HDR#"$TOP"/}"
 make -s -C "$SRC" O="$BUILD/obj-headers" INSTALL_HDR_PATH="$HDR" headers_install > /dev/null
 
 obj=$BUILD/selftests-obj
+# The selftests' makefiles do not rebuild a test's object when a header of
+# their library changes (seen: memslot_modification_stress_test.o kept the
+# old struct memstress_args while lib/memstress.o got the new one, and the
+# test hung). Start over whenever the selftest sources or the uAPI headers
+# differ from the last build's; ccache makes that cheap.
+stamp=$( { git -C "$SRC" rev-parse HEAD; git -C "$SRC" diff HEAD -- tools include/uapi; } | sha1sum)
+if [ "$(cat "$obj/.harness-sources" 2>/dev/null)" != "$stamp" ]; then
+	rm -rf "$obj"
+	mkdir -p "$obj"
+	echo "$stamp" > "$obj/.harness-sources"
+fi
 mm_targets=() kvm_targets=()
 while read -r t; do
 	case $t in
