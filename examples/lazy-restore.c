@@ -8,7 +8,7 @@
  *   lazy-restore save FILE MIB
  *       write a snapshot: a header and MIB MiB of guest memory, a made-up
  *       guest whose code at 0x1000 hashes all of memory
- *   lazy-restore restore FILE [-m sync|uring] [-w WINDOW] [-a PREFETCH]
+ *   lazy-restore restore FILE [-G] [-P] [-m sync|uring] [-w WINDOW] [-a PREFETCH]
  *                             [-H HANDLERS] [-d READ_DELAY_US] [-A write|copy]
  *       restore it lazily and run it: the guest hashes every byte of its
  *       memory and reports the result on I/O port 0x10; it must be the
@@ -18,18 +18,29 @@
  *       UFFDIO_CONTINUE (write, the default) or UFFDIO_COPY (copy) (see
  *       restore/gmem-restore.h)
  *
+ * Guest memory is a memslot over the VMM's mapping of the guest_memfd, and
+ * vCPU faults reach the handler through userfaultfd; or, with -G, a
+ * gmem-only memslot (KVM_MEM_GUEST_MEMFD) with KVM Userfault: a vCPU that
+ * touches a page not restored yet exits to this program, and the vCPU
+ * thread restores the page itself (restore_vcpu_fault()) and re-enters.
+ * -P: a page the snapshot cannot give (a read error, a file truncated
+ * under us) is poisoned instead of stopping the restore; the vCPU that
+ * touches it gets a machine check, which a real VMM injects into the
+ * guest (KVM_X86_SET_MCE) and this one reports, failing.
+ *
  * The snapshot header is checked before the guest starts (magic, sizes, a
  * file shorter than its memory image); corrupted memory shows up as a hash
  * mismatch; a read error during the restore stops the VM with a message.
  * Exit status: 0 verified, 1 error or mismatch, 2 usage (a number out of
  * range included), 4 (kselftest's skip) the kernel lacks guest_memfd mmap
- * or its userfaultfd support.
+ * or its userfaultfd support (or, with -G, KVM Userfault).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <linux/userfaultfd.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,6 +157,61 @@ static void restore_failed(void *ctx, const char *msg)
 	     (const char *)ctx, msg);
 }
 
+/*
+ * -P: a vCPU faulting a poisoned page through the mapping gets SIGBUS
+ * BUS_MCEERR_AR, and KVM_RUN returns EINTR; say where.
+ */
+static volatile sig_atomic_t machine_check;
+static void *volatile machine_check_addr;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	if (si->si_code != BUS_MCEERR_AR)
+		_exit(1);	/* a real SIGBUS: nothing we know how to answer */
+	machine_check_addr = si->si_addr;
+	machine_check = 1;
+}
+
+static void catch_machine_checks(void)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
+
+	if (sigaction(SIGBUS, &sa, NULL))
+		die("sigaction");
+}
+
+/*
+ * -G: guest memory is the guest_memfd itself, bound as a gmem-only
+ * memslot with KVM Userfault; every page's bit set: nothing restored yet.
+ * KVM's own accesses to guest memory go through userspace_addr, the
+ * mapping, where userfaultfd serves them.
+ */
+static unsigned long *gmem_only_slot(struct gmem_vm *v, struct restore_config *cfg)
+{
+	size_t nr = cfg->size / sysconf(_SC_PAGESIZE);
+	size_t bits = 8 * sizeof(unsigned long);
+	size_t words = (nr + bits - 1) / bits;
+	unsigned long *bitmap = malloc(words * sizeof(*bitmap));
+	struct kvm_userspace_memory_region2 slot = {
+		.slot = 0,
+		.flags = KVM_MEM_GUEST_MEMFD | KVM_MEM_USERFAULT,
+		.memory_size = cfg->size,
+		.userspace_addr = (unsigned long)cfg->area,
+		.guest_memfd = cfg->gmem,
+		.guest_memfd_offset = 0,
+	};
+
+	if (ioctl(v->vm, KVM_CHECK_EXTENSION, KVM_CAP_USERFAULT) <= 0)
+		skip("this kernel has no KVM Userfault (KVM_CAP_USERFAULT)");
+	if (!bitmap)
+		die("malloc");
+	memset(bitmap, 0xff, words * sizeof(*bitmap));
+	slot.userfault_bitmap = (unsigned long)bitmap;
+	if (ioctl(v->vm, KVM_SET_USER_MEMORY_REGION2, &slot))
+		die("KVM_SET_USER_MEMORY_REGION2 (gmem-only, KVM_MEM_USERFAULT)");
+	return bitmap;
+}
+
 /* Flat 4 GiB segments, 32-bit protected mode without paging. */
 static void setup_vcpu(int vcpu, const struct snapshot_header *hdr)
 {
@@ -172,9 +238,10 @@ static void setup_vcpu(int vcpu, const struct snapshot_header *hdr)
 		die("KVM_SET_REGS");
 }
 
-static int restore(const char *path, struct restore_config *cfg)
+static int restore(const char *path, struct restore_config *cfg, bool gmem_only)
 {
 	struct kvm_userspace_memory_region slot = { .slot = 0 };
+	struct restore_vcpu *rv = NULL;
 	struct snapshot_header hdr;
 	struct restore_stats st;
 	struct kvm_run *run;
@@ -206,11 +273,17 @@ static int restore(const char *path, struct restore_config *cfg)
 	if (cfg->area == MAP_FAILED)
 		die("mmap guest_memfd");
 
-	/* Guest memory is the guest_memfd, through its host mapping. */
-	slot.memory_size = cfg->size;
-	slot.userspace_addr = (unsigned long)cfg->area;
-	if (ioctl(v.vm, KVM_SET_USER_MEMORY_REGION, &slot))
-		die("KVM_SET_USER_MEMORY_REGION");
+	if (gmem_only) {
+		cfg->kvm_userfault_bitmap = gmem_only_slot(&v, cfg);
+	} else {
+		/* Guest memory is the guest_memfd, through its host mapping. */
+		slot.memory_size = cfg->size;
+		slot.userspace_addr = (unsigned long)cfg->area;
+		if (ioctl(v.vm, KVM_SET_USER_MEMORY_REGION, &slot))
+			die("KVM_SET_USER_MEMORY_REGION");
+	}
+	if (cfg->unreadable == RESTORE_UNREADABLE_POISON)
+		catch_machine_checks();
 
 	/* REMOVE and UNMAP: the library keeps a discarded page zero. */
 	cfg->uffd = uffd_require(cfg->area, cfg->size,
@@ -229,12 +302,30 @@ static int restore(const char *path, struct restore_config *cfg)
 	r = restore_start(cfg);
 	if (!r)
 		die("restore_start");
+	if (gmem_only) {
+		rv = restore_vcpu_attach(r);
+		if (!rv)
+			die("restore_vcpu_attach");
+	}
 	t0 = now_ns();
 	for (;;) {
 		if (ioctl(vcpu, KVM_RUN, 0)) {
+			if (errno == EINTR && machine_check)
+				fail("guest memory at %p could not be restored: a machine check for the guest; stopping the VM",
+				     machine_check_addr);
 			if (errno == EINTR)
 				continue;
-			die("KVM_RUN");
+			if (errno != EFAULT || !rv ||
+			    run->exit_reason != KVM_EXIT_MEMORY_FAULT ||
+			    !(run->memory_fault.flags & KVM_MEMORY_EXIT_FLAG_USERFAULT))
+				die("KVM_RUN");
+			/* The vCPU touched a page not restored yet: restore it. */
+			if (!restore_vcpu_fault(rv, run->memory_fault.gpa))
+				continue;
+			if (errno == EHWPOISON)
+				fail("guest memory at gpa %#llx could not be restored: a machine check for the guest; stopping the VM",
+				     (unsigned long long)run->memory_fault.gpa);
+			die("restore_vcpu_fault");
 		}
 		if (run->exit_reason == KVM_EXIT_IO &&
 		    run->io.direction == KVM_EXIT_IO_OUT &&
@@ -247,14 +338,23 @@ static int restore(const char *path, struct restore_config *cfg)
 		return 1;
 	}
 	/* The guest read every page: 0 left absent is expected. */
+	if (rv)
+		restore_vcpu_detach(rv);
 	absent = restore_stop(r, &st);
 
-	printf("restored %llu MiB lazily in %.2f s: %lu faults, %lu pages from the snapshot in %lu reads, %zu left absent (%s handler, %s, window %u, prefetch %u)\n",
-	       (unsigned long long)hdr.memory_size >> 20, (now_ns() - t0) / 1e9,
-	       st.faults, st.pages, st.reads, absent,
-	       cfg->mode == RESTORE_URING ? "io_uring" : "synchronous",
-	       cfg->answer == RESTORE_ANSWER_COPY ? "UFFDIO_COPY" : "pwrite + CONTINUE",
-	       cfg->window, cfg->prefetch);
+	if (gmem_only)
+		printf("restored %llu MiB lazily in %.2f s: %lu KVM Userfault exits answered by the vCPU thread, %lu userfaults, %lu pages from the snapshot in %lu reads, %zu left absent (gmem-only memslot, %s handler, window %u, prefetch %u)\n",
+		       (unsigned long long)hdr.memory_size >> 20, (now_ns() - t0) / 1e9,
+		       st.vcpu_faults, st.faults, st.pages, st.reads, absent,
+		       cfg->mode == RESTORE_URING ? "io_uring" : "synchronous",
+		       cfg->window, cfg->prefetch);
+	else
+		printf("restored %llu MiB lazily in %.2f s: %lu faults, %lu pages from the snapshot in %lu reads, %zu left absent (%s handler, %s, window %u, prefetch %u)\n",
+		       (unsigned long long)hdr.memory_size >> 20, (now_ns() - t0) / 1e9,
+		       st.faults, st.pages, st.reads, absent,
+		       cfg->mode == RESTORE_URING ? "io_uring" : "synchronous",
+		       cfg->answer == RESTORE_ANSWER_COPY ? "UFFDIO_COPY" : "pwrite + CONTINUE",
+		       cfg->window, cfg->prefetch);
 	if (hash != hdr.hash) {
 		fprintf(stderr, "lazy-restore: guest memory hash %#x, the snapshot header says %#x: the snapshot is corrupt\n",
 			hash, hdr.hash);
@@ -268,7 +368,7 @@ static int restore(const char *path, struct restore_config *cfg)
 static void usage(const char *prog)
 {
 	fprintf(stderr, "usage: %s save FILE MIB\n"
-		"       %s restore FILE [-m sync|uring] " RESTORE_OPTS_USAGE "\n",
+		"       %s restore FILE [-G] [-P] [-m sync|uring] " RESTORE_OPTS_USAGE "\n",
 		prog, prog);
 	exit(2);
 }
@@ -276,6 +376,7 @@ static void usage(const char *prog)
 int main(int argc, char **argv)
 {
 	struct restore_config cfg = { .window = 16, .threads = 1 };
+	bool gmem_only = false;
 	int opt;
 
 	if (argc == 4 && !strcmp(argv[1], "save"))
@@ -283,8 +384,14 @@ int main(int argc, char **argv)
 	if (argc < 3 || strcmp(argv[1], "restore"))
 		usage(argv[0]);
 	optind = 3;
-	while ((opt = getopt(argc, argv, "m:" RESTORE_OPTS)) != -1) {
+	while ((opt = getopt(argc, argv, "GPm:" RESTORE_OPTS)) != -1) {
 		switch (opt) {
+		case 'G':
+			gmem_only = true;
+			break;
+		case 'P':
+			cfg.unreadable = RESTORE_UNREADABLE_POISON;
+			break;
 		case 'm':
 			if (!strcmp(optarg, "uring"))
 				cfg.mode = RESTORE_URING;
@@ -298,5 +405,5 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage(argv[0]);
-	return restore(argv[2], &cfg);
+	return restore(argv[2], &cfg, gmem_only);
 }

@@ -85,11 +85,30 @@ static bool area_pages(struct restore *r, unsigned long start, unsigned long end
 	return true;
 }
 
+/*
+ * KVM Userfault: KVM may map the page from the guest_memfd now. Only once
+ * the page is there (or discarded: zeroes, which KVM allocates), so the
+ * store-release comes after the write that made it so.
+ */
+static void userfault_clear(struct restore *r, size_t page)
+{
+	unsigned long *map = r->cfg.kvm_userfault_bitmap;
+	const size_t bits = 8 * sizeof(*map);
+
+	if (map)
+		__atomic_fetch_and(&map[page / bits], ~(1UL << (page % bits)),
+				   __ATOMIC_RELEASE);
+}
+
 static void discard_pages(struct restore *r, size_t first, size_t end)
 {
-	for (size_t p = first; p < end; p++)
+	for (size_t p = first; p < end; p++) {
 		if (page_discard(&r->state[p]))
 			atomic_fetch_sub(&r->nr_absent, 1);
+		/* Held pages: their holder clears the bit when it lets go. */
+		if (page_kind(atomic_load(&r->state[p])) == PAGE_DISCARDED)
+			userfault_clear(r, p);
+	}
 }
 
 /* --- queues --- */
@@ -311,15 +330,22 @@ size_t claim_window(struct handler *h, size_t first, bool readahead)
 	return n;
 }
 
+/* Released as DONE or DISCARDED (not GONE): clear the page's bit. */
 static void release_pages(struct handler *h, size_t first, size_t count,
 			  bool present)
 {
-	for (size_t p = first; p < first + count; p++)
-		if (page_release(&h->r->state[p], present) & PAGE_WAITER)
+	for (size_t p = first; p < first + count; p++) {
+		unsigned char old = page_release(&h->r->state[p], present);
+
+		if (!(old & PAGE_UNMAPPED))
+			userfault_clear(h->r, p);
+		if (old & PAGE_WAITER)
 			wake_pages(h->r, p, 1);
+	}
 }
 
 static void map_pages(struct handler *h, size_t first, size_t count);
+static void poison_page(struct handler *h, size_t page);
 
 /*
  * An event is pending and another thread reads it, or it was read and
@@ -388,6 +414,10 @@ static size_t fault_not_claimed(struct handler *h, size_t page, size_t n)
 		case PAGE_GONE:
 			wake_pages(r, page, 1);
 			return n;
+		case PAGE_POISONED:
+			/* Its marker left the page table (MADV_DONTNEED): again. */
+			poison_page(h, page);
+			return n;
 		default:
 			c = page_claim(&r->state[page]);
 			if (c == CLAIM_NONE)
@@ -400,31 +430,46 @@ static size_t fault_not_claimed(struct handler *h, size_t page, size_t n)
 	}
 }
 
-size_t claim_fault(struct handler *h, unsigned long addr)
+/*
+ * Claim what is absent of @page's window into h->runs; *@claimed: @page
+ * is among it. Then its window's readahead is queued.
+ */
+static size_t claim_page(struct handler *h, size_t page, bool *claimed)
 {
 	struct restore *r = h->r;
-	unsigned long base = (unsigned long)r->cfg.area;
-	size_t w = r->cfg.window, page, first, n;
+	size_t w = r->cfg.window, first = page - page % w;
+	size_t n = claim_window(h, first, false);
 
-	if (addr < base || addr >= base + r->cfg.size)
-		return 0;		/* not ours */
-	page = (addr - base) / r->page_size;
-	first = page - page % w;
-	n = claim_window(h, first, false);
+	*claimed = false;
 	for (size_t i = 0; i < n; i++) {
 		const struct run *run = &h->runs[i];
 
 		if (page < run->first || page >= run->first + run->count)
 			continue;
+		*claimed = true;
 		if (!run->zero && r->cfg.prefetch && first + w < r->nr_pages) {
 			size_t end = first + w * (1 + (size_t)r->cfg.prefetch);
 
 			queue_readahead(r, first + w,
 					end > r->nr_pages ? r->nr_pages : end);
 		}
-		return n;
+		break;
 	}
-	return fault_not_claimed(h, page, n);
+	return n;
+}
+
+size_t claim_fault(struct handler *h, unsigned long addr)
+{
+	struct restore *r = h->r;
+	unsigned long base = (unsigned long)r->cfg.area;
+	size_t page, n;
+	bool claimed;
+
+	if (addr < base || addr >= base + r->cfg.size)
+		return 0;		/* not ours */
+	page = (addr - base) / r->page_size;
+	n = claim_page(h, page, &claimed);
+	return claimed ? n : fault_not_claimed(h, page, n);
 }
 
 /* --- filling and mapping a run --- */
@@ -441,20 +486,23 @@ void simulate_read_latency(struct restore *r)
 			;
 }
 
-void check_read(struct restore *r, ssize_t n, const struct run *run)
+bool check_read(struct restore *r, ssize_t n, const struct run *run)
 {
 	off_t off = r->cfg.snapshot_offset + run->first * r->page_size;
 	size_t len = run->count * r->page_size;
 
+	if ((size_t)n == len)
+		return true;
+	if (r->cfg.unreadable == RESTORE_UNREADABLE_POISON)
+		return false;
 	if (n < 0)
 		restore_fatal(r, "reading %zu bytes of the snapshot at offset %lld: %s",
 			      len, (long long)off, strerror(-n));
-	if ((size_t)n != len)
-		restore_fatal(r, "the snapshot is short: %zd of %zu bytes at offset %lld",
-			      n, len, (long long)off);
+	restore_fatal(r, "the snapshot is short: %zd of %zu bytes at offset %lld",
+		      n, len, (long long)off);
 }
 
-static void read_snapshot(struct handler *h, const struct run *run)
+static bool read_snapshot(struct handler *h, const struct run *run)
 {
 	struct restore *r = h->r;
 	size_t len = run->count * r->page_size, got = 0;
@@ -471,7 +519,7 @@ static void read_snapshot(struct handler *h, const struct run *run)
 			break;
 		got += n;
 	}
-	check_read(r, n < 0 ? -errno : (ssize_t)got, run);
+	return check_read(r, n < 0 ? -errno : (ssize_t)got, run);
 }
 
 /*
@@ -604,6 +652,8 @@ void finish_run(struct handler *h, const struct run *run)
 			q++;
 		if (removed)
 			punch_pages(h, p, q - p);
+		else if (h->vcpu)	/* KVM maps it from the file */
+			release_pages(h, p, q - p, true);
 		else
 			map_pages(h, p, q - p);
 		p = q;
@@ -680,7 +730,7 @@ static void copy_run(struct handler *h, const char *buf, const struct run *run)
 
 void answer_run(struct handler *h, const char *buf, const struct run *run)
 {
-	if (h->r->cfg.answer == RESTORE_ANSWER_COPY) {
+	if (h->r->cfg.answer == RESTORE_ANSWER_COPY && !h->vcpu) {
 		copy_run(h, buf, run);
 		return;
 	}
@@ -696,9 +746,92 @@ void fill_run(struct handler *h, const struct run *run)
 		answer_run(h, r->zeroes, run);
 	} else if (r->cfg.image) {
 		answer_run(h, r->cfg.image + run->first * r->page_size, run);
-	} else {
-		read_snapshot(h, run);
+	} else if (read_snapshot(h, run)) {
 		answer_run(h, h->buf, run);
+	} else {
+		unreadable_run(h, run);
+	}
+}
+
+/*
+ * UFFDIO_POISON a page whose state says so again. EEXIST: something is
+ * mapped there (the marker, or a page the VMM put): wake whoever waits.
+ */
+static void poison_page(struct handler *h, size_t page)
+{
+	struct restore *r = h->r;
+	struct uffdio_poison poison = {
+		.range = { .start = page_addr(r, page), .len = r->page_size },
+	};
+
+	while (ioctl(r->cfg.uffd, UFFDIO_POISON, &poison)) {
+		if (errno == EAGAIN) {
+			retry_later(h);
+			continue;
+		}
+		if (errno != EEXIST && errno != ENOENT)
+			restore_fatal(r, "UFFDIO_POISON at %#lx: %s",
+				      page_addr(r, page), strerror(errno));
+		wake_pages(r, page, 1);
+		break;
+	}
+}
+
+/*
+ * Poison a held page that cannot be read, unless a REMOVE came since the
+ * claim (the guest gave it back: zeroes will do). Checked and done under
+ * the event lock's read side, as copy_run() does, for the same reason.
+ */
+static void poison_held(struct handler *h, size_t page)
+{
+	struct restore *r = h->r;
+	struct uffdio_poison poison = {
+		.range = { .start = page_addr(r, page), .len = r->page_size },
+	};
+	unsigned char old;
+	int ret, err;
+
+	for (;;) {
+		pthread_rwlock_rdlock(&r->event_lock);
+		if (atomic_load(&r->state[page]) & PAGE_REMOVED) {
+			pthread_rwlock_unlock(&r->event_lock);
+			release_pages(h, page, 1, false);
+			wake_pages(r, page, 1);
+			return;
+		}
+		ret = ioctl(r->cfg.uffd, UFFDIO_POISON, &poison);
+		err = errno;
+		if (!ret || err != EAGAIN)
+			break;
+		pthread_rwlock_unlock(&r->event_lock);
+		retry_later(h);
+	}
+	/* EEXIST: mapped (the VMM's page); ENOENT: not registered any more. */
+	if (ret && err != EEXIST && err != ENOENT)
+		restore_fatal(r, "UFFDIO_POISON at %#lx: %s", page_addr(r, page),
+			      strerror(err));
+	old = page_poison(&r->state[page]);
+	pthread_rwlock_unlock(&r->event_lock);
+	h->stats.poisoned++;
+	/* POISON wakes the range; an EEXIST or ENOENT answer did not. */
+	if (old & PAGE_WAITER)
+		wake_pages(r, page, 1);
+}
+
+void unreadable_run(struct handler *h, const struct run *run)
+{
+	if (run->count == 1) {
+		poison_held(h, run->first);
+		return;
+	}
+	/* Which pages? Each on its own: the others are restored. */
+	for (size_t p = run->first; p < run->first + run->count; p++) {
+		struct run one = { p, 1, false, run->readahead };
+
+		if (read_snapshot(h, &one))
+			answer_run(h, h->buf, &one);
+		else
+			poison_held(h, p);
 	}
 }
 
@@ -717,6 +850,7 @@ static int check_config(struct restore *r)
 	if (!(fl & O_NONBLOCK) || !cfg->size || cfg->size % ps ||
 	    (unsigned long)cfg->area % ps || cfg->mode > RESTORE_URING ||
 	    cfg->answer > RESTORE_ANSWER_COPY ||
+	    cfg->unreadable > RESTORE_UNREADABLE_POISON ||
 	    cfg->threads > RESTORE_MAX_THREADS || cfg->prefetch > r->nr_pages)
 		goto inval;
 	if (r->cfg.window > r->nr_pages)
@@ -914,9 +1048,12 @@ int restore_populated(struct restore *r, size_t offset, size_t len)
 
 	if (check_range(r, offset, len, &first, &end))
 		return -1;
-	for (size_t p = first; p < end; p++)
+	for (size_t p = first; p < end; p++) {
 		if (page_populated(&r->state[p]))
 			atomic_fetch_sub(&r->nr_absent, 1);
+		if (page_kind(atomic_load(&r->state[p])) == PAGE_DONE)
+			userfault_clear(r, p);
+	}
 	return 0;
 }
 
@@ -931,6 +1068,94 @@ int restore_discarded(struct restore *r, size_t offset, size_t len)
 	discard_pages(r, first, end);
 	pthread_rwlock_unlock(&r->event_lock);
 	return 0;
+}
+
+struct restore_vcpu *restore_vcpu_attach(struct restore *r)
+{
+	struct restore_vcpu *v;
+
+	if (!r->cfg.kvm_userfault_bitmap) {
+		errno = EINVAL;
+		return NULL;
+	}
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return NULL;
+	v->h.vcpu = true;
+	if (handler_init(r, &v->h, false)) {
+		restore_vcpu_detach(v);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return v;
+}
+
+void restore_vcpu_detach(struct restore_vcpu *v)
+{
+	struct restore *r = v->h.r;
+
+	pthread_mutex_lock(&r->queue_lock);
+	add_stats(&r->vcpu_stats, &v->h.stats);
+	pthread_mutex_unlock(&r->queue_lock);
+	free(v->h.buf);
+	free(v->h.runs);
+	free(v);
+}
+
+/*
+ * Another thread holds the page, for one window's read at most: look
+ * again soon, rather than re-enter the vCPU only to exit again.
+ */
+static void wait_holder(unsigned int *spins)
+{
+	struct timespec ts = { .tv_nsec = 20 * 1000 };
+
+	if (++*spins < 16)
+		sched_yield();
+	else
+		nanosleep(&ts, NULL);
+}
+
+int restore_vcpu_fault(struct restore_vcpu *v, size_t offset)
+{
+	struct handler *h = &v->h;
+	struct restore *r = h->r;
+	unsigned int spins = 0;
+	size_t page, n;
+	bool claimed;
+
+	if (offset % r->page_size || offset >= r->cfg.size) {
+		errno = EINVAL;
+		return -1;
+	}
+	page = offset / r->page_size;
+	h->stats.vcpu_faults++;
+	for (;;) {
+		switch (page_kind(atomic_load(&r->state[page]))) {
+		case PAGE_DONE:
+			/* Its holder may not have cleared the bit yet. */
+			userfault_clear(r, page);
+			return 0;
+		case PAGE_POISONED:
+			errno = EHWPOISON;
+			return -1;
+		case PAGE_GONE:
+			errno = ENOENT;
+			return -1;
+		case PAGE_FILLING:
+		case PAGE_MAPPING:
+			if (!spins)
+				h->stats.vcpu_waits++;
+			wait_holder(&spins);
+			break;
+		default:	/* absent, or discarded: ours to fill */
+			n = claim_page(h, page, &claimed);
+			for (size_t i = 0; i < n; i++)
+				fill_run(h, &h->runs[i]);
+			/* Claimed or not, its state now says what became of it. */
+			break;
+		}
+	}
 }
 
 void restore_progress(struct restore *r, struct restore_progress *p)
@@ -960,6 +1185,7 @@ size_t restore_stop(struct restore *r, struct restore_stats *stats)
 	register_area(r, UFFDIO_REGISTER_MODE_MISSING);
 	wake_pages(r, 0, r->nr_pages);
 	absent = atomic_load(&r->nr_absent);
+	add_stats(&sum, &r->vcpu_stats);
 	restore_free(r, &sum);
 	if (stats)
 		*stats = sum;
@@ -968,6 +1194,7 @@ size_t restore_stop(struct restore *r, struct restore_stats *stats)
 
 int restore_finish(struct restore *r, struct restore_stats *stats)
 {
+	struct restore_stats sum;
 	struct handler f = { 0 };
 	size_t absent;
 
@@ -984,10 +1211,11 @@ int restore_finish(struct restore *r, struct restore_stats *stats)
 	}
 	free(f.buf);
 	free(f.runs);
-	absent = restore_stop(r, stats);
+	absent = restore_stop(r, &sum);
+	add_stats(&sum, &f.stats);
 	if (stats)
-		add_stats(stats, &f.stats);
-	if (absent) {
+		*stats = sum;
+	if (absent || sum.poisoned) {
 		errno = EIO;
 		return -1;
 	}

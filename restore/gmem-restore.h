@@ -22,6 +22,14 @@
  *    the REMOVE is never lost to the handler;
  *  - demand faults go before readahead, across all handler threads.
  *
+ * vCPU faults on a gmem-only memslot (KVM_MEM_GUEST_MEMFD) never reach
+ * userfaultfd: KVM faults them from the file. With KVM Userfault the
+ * memslot has a bitmap of the pages KVM must not map (KVM_MEM_USERFAULT);
+ * a vCPU that touches one exits to the VMM, and the vCPU thread answers
+ * its own exit with restore_vcpu_fault(): no handoff to a handler thread.
+ * The library clears a page's bit once the page is in the guest_memfd.
+ * The VMM's own accesses to the mapping still go through userfaultfd.
+ *
  * Handlers:
  *   RESTORE_SYNC   N threads sharing one fault queue: read the snapshot,
  *                  pwrite, CONTINUE
@@ -36,6 +44,8 @@
 
 enum restore_mode { RESTORE_SYNC, RESTORE_URING };
 enum restore_answer { RESTORE_ANSWER_WRITE, RESTORE_ANSWER_COPY };
+/* What a page whose snapshot data cannot be read becomes. */
+enum restore_unreadable { RESTORE_UNREADABLE_FATAL, RESTORE_UNREADABLE_POISON };
 
 /* Limits restore_start() enforces (EINVAL beyond them). */
 #define RESTORE_MAX_WINDOW_BYTES	(1UL << 30)	/* one run's I/O */
@@ -80,6 +90,25 @@ struct restore_config {
 	 */
 	void (*fatal)(void *ctx, const char *msg);
 	void *ctx;
+	/*
+	 * A snapshot read that fails or comes back short: fatal() (the
+	 * default), or RESTORE_UNREADABLE_POISON: each page that cannot be
+	 * read is poisoned, UFFDIO_POISON on the mapping (a thread touching
+	 * it gets SIGBUS BUS_MCEERR_AR, a vCPU faulting through the mapping
+	 * KVM_RUN -EHWPOISON) and restore_vcpu_fault() fails on it with
+	 * EHWPOISON; the VMM can inject a machine check. Nothing else stops.
+	 */
+	enum restore_unreadable unreadable;
+	/*
+	 * KVM Userfault: the gmem-only memslot's userfault_bitmap, bit i for
+	 * page i of the area (the memslot covers the area, guest_memfd offset
+	 * 0), every bit set before restore_start(). The library clears a
+	 * page's bit (with release ordering) once the page is in the
+	 * guest_memfd, never before, and when the guest discards it (a vCPU
+	 * then reads zeroes); poisoned pages and pages unmapped from the area
+	 * keep theirs. NULL: no KVM Userfault, restore_vcpu_attach() fails.
+	 */
+	unsigned long *kvm_userfault_bitmap;
 };
 
 struct restore_stats {
@@ -94,6 +123,9 @@ struct restore_stats {
 	unsigned long split;		/* runs mapped page by page (VMA split, ENOENT) */
 	unsigned long punched;		/* pages removed while being filled, punched again */
 	unsigned long removes, unmaps;	/* events */
+	unsigned long vcpu_faults;	/* restore_vcpu_fault() calls */
+	unsigned long vcpu_waits;	/* of them, waited for another thread's fill */
+	unsigned long poisoned;		/* pages poisoned: their data could not be read */
 };
 
 struct restore_progress {
@@ -102,6 +134,7 @@ struct restore_progress {
 };
 
 struct restore;
+struct restore_vcpu;
 
 /*
  * Start serving faults; NULL with errno set on failure (EINVAL for a bad
@@ -130,13 +163,36 @@ int restore_populated(struct restore *r, size_t offset, size_t len);
  */
 int restore_discarded(struct restore *r, size_t offset, size_t len);
 
+/*
+ * A vCPU thread's handle for answering its own KVM Userfault exits, with a
+ * window buffer of its own. NULL with errno EINVAL if the configuration
+ * has no kvm_userfault_bitmap, ENOMEM. Detach every vCPU before
+ * restore_stop() or restore_finish().
+ */
+struct restore_vcpu *restore_vcpu_attach(struct restore *r);
+void restore_vcpu_detach(struct restore_vcpu *v);
+
+/*
+ * A vCPU exited with KVM_EXIT_MEMORY_FAULT and KVM_MEMORY_EXIT_FLAG_USERFAULT
+ * at a page @offset bytes into the area (gpa - the memslot's
+ * guest_phys_addr): fill the page's window from the snapshot (pwrite), clear
+ * the bits of what was written, queue readahead as a userfault would, and
+ * return 0: re-enter the vCPU. A page another thread is filling is waited
+ * for. -1 with errno EHWPOISON: the page is poisoned (its data could not
+ * be read); ENOENT: it was unmapped from the area (UFFD_EVENT_UNMAP), it is
+ * not ours to restore; EINVAL: @offset is not a page of the area.
+ */
+int restore_vcpu_fault(struct restore_vcpu *v, size_t offset);
+
 /* How far the restore is, readable any time while it runs. */
 void restore_progress(struct restore *r, struct restore_progress *p);
 
 /*
  * Fill every page still absent (from the calling thread, beside the
  * handlers), then restore_stop(). After it returns 0, closing the
- * userfaultfd is safe: no page is left for a vCPU to read as zeroes.
+ * userfaultfd is safe: no page is left for a vCPU to read as zeroes, and
+ * every KVM Userfault bit is clear. -1 with errno EIO if a page is left
+ * absent or was poisoned.
  */
 int restore_finish(struct restore *r, struct restore_stats *stats);
 

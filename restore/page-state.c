@@ -61,6 +61,16 @@ unsigned char page_release(page_state_t *s, bool present)
 	return old;
 }
 
+unsigned char page_poison(page_state_t *s)
+{
+	unsigned char old = atomic_load(s), new;
+
+	do {
+		new = old & PAGE_UNMAPPED ? PAGE_GONE : PAGE_POISONED;
+	} while (!atomic_compare_exchange_weak(s, &old, new));
+	return old;
+}
+
 bool page_wait_holder(page_state_t *s)
 {
 	unsigned char old = atomic_load(s);

@@ -8,6 +8,8 @@
  *   DONE       written: a fault on it only needs a CONTINUE (stale message,
  *              or a page that left the page table since)
  *   GONE       unmapped (UNMAP): nothing to do any more
+ *   POISONED   its snapshot data could not be read: answered with
+ *              UFFDIO_POISON, and a vCPU's KVM Userfault exit on it fails
  *   FILLING    held by a handler that is reading or writing it
  *   MAPPING    held by a handler that has written it, before any REMOVE,
  *              and is mapping it
@@ -37,6 +39,7 @@ enum page_kind {
 	PAGE_DISCARDED,
 	PAGE_DONE,
 	PAGE_GONE,
+	PAGE_POISONED,
 	PAGE_FILLING,
 	PAGE_MAPPING,
 };
@@ -93,6 +96,12 @@ bool page_written(page_state_t *s);
  * had PAGE_WAITER.
  */
 unsigned char page_release(page_state_t *s, bool present);
+
+/*
+ * The holder could not read the page's data and poisoned it: -> POISONED,
+ * or GONE if an UNMAP came. Returns the previous state, as page_release().
+ */
+unsigned char page_poison(page_state_t *s);
 
 /* A fault found the page held: ask the holder for a wake. false if no longer held. */
 bool page_wait_holder(page_state_t *s);

@@ -38,6 +38,11 @@ struct handler {
 	struct restore *r;
 	pthread_t thread;
 	bool started;
+	/*
+	 * A vCPU thread's (restore_vcpu_fault()): it writes pages and does
+	 * not map them into the area; a fault there maps them later.
+	 */
+	bool vcpu;
 	struct restore_stats stats;
 	char *buf;			/* one window, page aligned */
 	struct run *runs;		/* claim()'s output: one window's worth */
@@ -95,6 +100,12 @@ struct restore {
 	pthread_cond_t work;
 	atomic_bool poller;
 	int kick_fd;
+	/* Detached vCPUs' statistics, under queue_lock. */
+	struct restore_stats vcpu_stats;
+};
+
+struct restore_vcpu {
+	struct handler h;
 };
 
 void __attribute__((format(printf, 2, 3), noreturn))
@@ -133,7 +144,13 @@ void finish_run(struct handler *h, const struct run *run);
 /* Fill @run from the snapshot (or zeroes) synchronously, and finish it. */
 void fill_run(struct handler *h, const struct run *run);
 void simulate_read_latency(struct restore *r);
-void check_read(struct restore *r, ssize_t n, const struct run *run);
+/*
+ * Did the snapshot read of @run return @n, all of it (or -errno)? If not,
+ * fatal() unless the configuration poisons unreadable pages (false).
+ */
+bool check_read(struct restore *r, ssize_t n, const struct run *run);
+/* @run's read failed: fill it page by page, poison the pages that fail. */
+void unreadable_run(struct handler *h, const struct run *run);
 
 void *sync_handler(void *arg);
 void *uring_handler(void *arg);

@@ -228,7 +228,17 @@ static void uring_complete(struct handler *h, struct io_uring_cqe *cqe)
 		restore_fatal(h->r, "io_uring timeout: %s", strerror(-cqe->res));
 		break;
 	case TAG_READ:		/* on failure; with COPY, on success too */
-		check_read(h->r, cqe->res, &s->run);
+		if (!check_read(h->r, cqe->res, &s->run)) {
+			/*
+			 * Poison what cannot be read. The write linked to
+			 * the read is cancelled without a completion (the
+			 * read skips its CQE on success, so the link's are
+			 * skipped on failure): the slot is free now.
+			 */
+			unreadable_run(h, &s->run);
+			release_slot(h, s);
+			break;
+		}
 		if (h->r->cfg.answer != RESTORE_ANSWER_COPY)
 			restore_fatal(h->r, "snapshot read failed");
 		answer_run(h, s->buf, &s->run);
