@@ -39,6 +39,24 @@
  *               pages are left absent, as restore_progress() said
  *   demand-before-readahead   a fault far from a long readahead is served
  *               within a few read delays, not after the readahead
+ * KVM Userfault (a gmem-only memslot's bitmap; threads stand in for vCPUs
+ * and call restore_vcpu_fault() as a vCPU thread does on its exits):
+ *   vcpu-faults   two vCPUs walk the memory answering their own exits, a
+ *               thread touches it through the mapping (userfaultfd), and a
+ *               checker watches the bitmap: a clear bit always means the
+ *               page is in the guest_memfd; every page is read once and
+ *               every bit is clear in the end
+ *   vcpu-busy   a vCPU exits on a page a handler is filling: it waits for
+ *               it, the page is read once
+ *   vcpu-discarded   pages removed (MADV_REMOVE) or discarded by the VMM
+ *               have their bits cleared and read zeroes
+ *   vcpu-poison   the snapshot is cut short while restoring, with
+ *               RESTORE_UNREADABLE_POISON: the vCPU gets EHWPOISON on a
+ *               page past the cut and keeps its bit, a thread touching one
+ *               gets SIGBUS BUS_MCEERR_AR, pages before the cut restore,
+ *               and restore_finish() reports EIO
+ *   vcpu-api    restore_vcpu_attach() without a bitmap and bad offsets
+ *               fail with EINVAL
  * Start and stop:
  *   pending-before-start   faults raised before restore_start() are served,
  *               one of them half-answered by the VMM (pwrite + CONTINUE
@@ -1103,6 +1121,328 @@ static void t_config(const struct conf *c)
 	      strerror(errno));
 }
 
+/* --- KVM Userfault --- */
+
+#define BITS_PER_WORD (8 * sizeof(unsigned long))
+
+/* The memslot's bitmap, every bit set: nothing is restored yet. */
+static unsigned long *env_userfault(struct env *e)
+{
+	size_t words = (e->nr + BITS_PER_WORD - 1) / BITS_PER_WORD;
+	unsigned long *map = malloc(words * sizeof(*map));
+
+	if (!map)
+		die("malloc");
+	memset(map, 0xff, words * sizeof(*map));
+	e->cfg.kvm_userfault_bitmap = map;
+	return map;
+}
+
+/* What KVM does before it maps a page: an acquire load of its bit. */
+static bool userfault_bit(struct env *e, size_t n)
+{
+	return __atomic_load_n(&e->cfg.kvm_userfault_bitmap[n / BITS_PER_WORD],
+			       __ATOMIC_ACQUIRE) & (1UL << (n % BITS_PER_WORD));
+}
+
+/*
+ * Is page @n in the guest_memfd, written? mincore() on a shared mapping
+ * reports the page cache's up-to-date folios, without faulting.
+ */
+static bool gmem_has_page(struct env *e, size_t n)
+{
+	unsigned char vec;
+
+	if (mincore(e->cfg.area + n * page_size, page_size, &vec))
+		die("mincore");
+	return vec & 1;
+}
+
+struct vcpu {
+	struct env *e;
+	size_t first, end;
+	bool reverse;
+	unsigned long exits, errors;
+	size_t bad_page;
+	int err;
+};
+
+/* A vCPU walking memory: each page whose bit is set is an exit. */
+static void *vcpu_walk(void *arg)
+{
+	struct vcpu *v = arg;
+	struct restore_vcpu *rv = restore_vcpu_attach(v->e->r);
+
+	if (!rv) {
+		v->errors++;
+		v->err = errno;
+		return NULL;
+	}
+	for (size_t i = v->first; i < v->end; i++) {
+		size_t n = v->reverse ? v->end - 1 - (i - v->first) : i;
+
+		if (!userfault_bit(v->e, n))
+			continue;
+		v->exits++;
+		if (restore_vcpu_fault(rv, n * page_size) || userfault_bit(v->e, n)) {
+			if (!v->errors++) {
+				v->bad_page = n;
+				v->err = errno;
+			}
+		}
+	}
+	restore_vcpu_detach(rv);
+	return NULL;
+}
+
+struct bit_checker {
+	struct env *e;
+	atomic_bool stop;
+	unsigned long checks, bad;
+	size_t bad_page;
+};
+
+/* A clear bit must mean the page is there: KVM maps it from the file. */
+static void *check_bits(void *arg)
+{
+	struct bit_checker *c = arg;
+
+	while (!atomic_load(&c->stop)) {
+		for (size_t n = 0; n < c->e->nr; n++) {
+			if (userfault_bit(c->e, n))
+				continue;
+			c->checks++;
+			if (!gmem_has_page(c->e, n) && !c->bad++)
+				c->bad_page = n;
+		}
+	}
+	return NULL;
+}
+
+static void t_vcpu_faults(const struct conf *c)
+{
+	struct bit_checker bc = { 0 };
+	struct vcpu v[2] = { 0 };
+	pthread_t tv[2], tc, tw;
+	struct walker w;
+	struct env e;
+	size_t set = 0;
+
+	env_init(&e, c, NR_PAGES, 0);
+	env_userfault(&e);
+	env_start(&e);
+	bc.e = &e;
+	tc = spawn(check_bits, &bc);
+	for (int i = 0; i < 2; i++) {
+		v[i] = (struct vcpu){ &e, 0, NR_PAGES, i == 1 };
+		tv[i] = spawn(vcpu_walk, &v[i]);
+	}
+	/* The VMM's own accesses, through the mapping, every 8th page. */
+	w = (struct walker){ &e, NR_PAGES / 2, NR_PAGES, false };
+	tw = spawn(walk, &w);
+	for (int i = 0; i < 2; i++)
+		pthread_join(tv[i], NULL);
+	pthread_join(tw, NULL);
+	atomic_store(&bc.stop, true);
+	pthread_join(tc, NULL);
+	for (int i = 0; i < 2; i++)
+		CHECK(!v[i].errors, "vCPU %d: %lu exits failed or left the bit set, first on page %zu (%s)",
+		      i, v[i].errors, v[i].bad_page, strerror(v[i].err));
+	CHECK(!bc.bad, "%lu times a clear bit had no page in the guest_memfd (first: page %zu, of %lu checks)",
+	      bc.bad, bc.bad_page, bc.checks);
+	for (size_t n = 0; n < NR_PAGES; n++)
+		set += userfault_bit(&e, n);
+	CHECK(!set, "%zu bits still set after both vCPUs walked all memory", set);
+	env_stop(&e);
+	CHECK(e.st.pages == NR_PAGES, "%lu pages written from the snapshot, not %d",
+	      e.st.pages, NR_PAGES);
+	CHECK(e.st.vcpu_faults == v[0].exits + v[1].exits,
+	      "stats count %lu vCPU faults, the vCPUs %lu", e.st.vcpu_faults,
+	      v[0].exits + v[1].exits);
+	expect_pages(&e, 0, NR_PAGES, false, "after the vCPUs' walks");
+}
+
+/* A vCPU exits on a page a handler is reading: it waits, nothing is read twice. */
+static void t_vcpu_busy(const struct conf *c)
+{
+	struct vcpu v = { 0 };
+	struct toucher t1;
+	struct env e;
+	pthread_t tv;
+
+	env_init(&e, c, NR_PAGES, 0);
+	env_userfault(&e);
+	env_start(&e);
+	touch_start(&t1, &e, HELD_PAGE);
+	sleep_ms(60);		/* a handler holds it, reading the snapshot */
+	CHECK(userfault_bit(&e, HELD_PAGE), "the bit was cleared before the page was written");
+	v = (struct vcpu){ &e, HELD_PAGE, HELD_PAGE + 1, false };
+	tv = spawn(vcpu_walk, &v);
+	pthread_join(tv, NULL);
+	touch_join(&t1);
+	check_touch(&t1);
+	CHECK(!v.errors, "the vCPU's exit failed or left the bit set (%s)", strerror(v.err));
+	CHECK(gmem_has_page(&e, HELD_PAGE), "the page is not in the guest_memfd after the exit");
+	env_stop(&e);
+	CHECK(e.st.vcpu_waits == 1, "%lu vCPU waits, not 1", e.st.vcpu_waits);
+	CHECK(e.st.reads == 1, "%lu snapshot reads for one window, not 1", e.st.reads);
+	expect_pages(&e, HELD_PAGE, HELD_PAGE + 1, false, "the page both wanted");
+}
+
+static void t_vcpu_discarded(const struct conf *c)
+{
+	struct vcpu v;
+	struct env e;
+	pthread_t tv;
+
+	env_init(&e, c, NR_PAGES, 0);
+	env_userfault(&e);
+	env_start(&e);
+	remove_pages(&e, 0, 16);	/* the guest gave them back */
+	if (restore_discarded(e.r, 16 * page_size, 16 * page_size) ||
+	    fallocate(e.cfg.gmem, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      16 * page_size, 16 * page_size))
+		die("discarding");
+	for (size_t n = 0; n < 32; n++)
+		CHECK(!userfault_bit(&e, n), "discarded page %zu keeps its bit", n);
+	CHECK(userfault_bit(&e, 32), "page 32's bit was cleared, nothing wrote it");
+	v = (struct vcpu){ &e, 0, 64, false };
+	tv = spawn(vcpu_walk, &v);
+	pthread_join(tv, NULL);
+	CHECK(!v.errors, "an exit failed or left the bit set, page %zu (%s)", v.bad_page,
+	      strerror(v.err));
+	CHECK(v.exits == 32 / c->window, "%lu exits, not %u (pages 32-63, window %u)",
+	      v.exits, 32 / c->window, c->window);
+	env_stop(&e);
+	expect_pages(&e, 0, 32, true, "discarded pages");
+	expect_pages(&e, 32, 64, false, "pages the vCPU restored");
+}
+
+struct sigbus_toucher {
+	struct env *e;
+	size_t page;
+	bool sigbus;
+	int code;
+};
+
+static __thread sigjmp_buf *volatile sigbus_jmp;
+static __thread volatile int sigbus_code;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	sigbus_code = si->si_code;
+	if (sigbus_jmp)
+		siglongjmp(*sigbus_jmp, 1);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void *touch_sigbus(void *arg)
+{
+	struct sigbus_toucher *t = arg;
+	sigjmp_buf jb;
+
+	if (sigsetjmp(jb, 1)) {
+		t->sigbus = true;
+		t->code = sigbus_code;
+	} else {
+		sigbus_jmp = &jb;
+		touch(t->e, t->page);
+	}
+	sigbus_jmp = NULL;
+	return NULL;
+}
+
+#define CUT (NR_PAGES / 2)	/* the snapshot ends here, mid-restore */
+
+static void t_vcpu_poison(const struct conf *c)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
+	struct sigbus_toucher t = { 0 };
+	struct restore_vcpu *rv;
+	struct env e;
+	pthread_t tt;
+	int ret, err;
+
+	env_init(&e, c, NR_PAGES, 0);
+	env_userfault(&e);
+	e.cfg.unreadable = RESTORE_UNREADABLE_POISON;
+	env_start(&e);
+	sigaction(SIGBUS, &sa, NULL);
+	rv = restore_vcpu_attach(e.r);
+	if (!rv)
+		die("restore_vcpu_attach");
+	CHECK(!restore_vcpu_fault(rv, 0), "a vCPU exit before the cut failed: %s",
+	      strerror(errno));
+	if (ftruncate(e.cfg.snapshot, CUT * page_size))
+		die("ftruncate");
+	errno = 0;
+	ret = restore_vcpu_fault(rv, (CUT + 8) * page_size);
+	err = errno;
+	CHECK(ret == -1 && err == EHWPOISON,
+	      "a vCPU exit past the cut returned %d (%s), not EHWPOISON", ret, strerror(err));
+	CHECK(userfault_bit(&e, CUT + 8), "the poisoned page's bit was cleared");
+	ret = restore_vcpu_fault(rv, (CUT + 8) * page_size);
+	CHECK(ret == -1 && errno == EHWPOISON, "the second exit on it returned %d (%s)",
+	      ret, strerror(errno));
+	CHECK(!restore_vcpu_fault(rv, (CUT - 1) * page_size),
+	      "the last page before the cut failed: %s", strerror(errno));
+	restore_vcpu_detach(rv);
+
+	t = (struct sigbus_toucher){ &e, CUT + 40 };
+	tt = spawn(touch_sigbus, &t);
+	pthread_join(tt, NULL);
+	CHECK(t.sigbus && t.code == BUS_MCEERR_AR,
+	      "a thread touching a page past the cut got %s (si_code %d), not SIGBUS BUS_MCEERR_AR",
+	      t.sigbus ? "SIGBUS" : "no signal", t.code);
+	ret = restore_finish(e.r, &e.st);
+	err = errno;
+	e.r = NULL;
+	env_close_uffd(&e);
+	CHECK(ret == -1 && err == EIO, "restore_finish() returned %d (%s), not EIO",
+	      ret, strerror(err));
+	CHECK(e.st.poisoned == NR_PAGES - CUT, "%lu pages poisoned, not the %d past the cut",
+	      e.st.poisoned, NR_PAGES - CUT);
+	expect_pages(&e, 0, CUT, false, "pages before the cut");
+}
+
+static void t_vcpu_api(const struct conf *c)
+{
+	struct restore_vcpu *rv;
+	struct env e;
+
+	env_init(&e, c, NR_PAGES, 0);
+	env_start(&e);
+	errno = 0;
+	rv = restore_vcpu_attach(e.r);
+	CHECK(!rv && errno == EINVAL, "restore_vcpu_attach() without a bitmap: %s",
+	      rv ? "accepted" : strerror(errno));
+	env_stop(&e);
+
+	env_init(&e, c, NR_PAGES, 0);
+	env_userfault(&e);
+	e.cfg.unreadable = RESTORE_UNREADABLE_POISON + 1;
+	errno = 0;
+	e.r = restore_start(&e.cfg);
+	CHECK(!e.r && errno == EINVAL, "an unknown unreadable setting: %s",
+	      e.r ? "accepted" : strerror(errno));
+	if (e.r)
+		env_stop(&e);
+	e.cfg.unreadable = RESTORE_UNREADABLE_FATAL;
+	env_start(&e);
+	rv = restore_vcpu_attach(e.r);
+	if (!rv)
+		die("restore_vcpu_attach");
+	errno = 0;
+	CHECK(restore_vcpu_fault(rv, 1) == -1 && errno == EINVAL,
+	      "an unaligned offset: %s", strerror(errno));
+	errno = 0;
+	CHECK(restore_vcpu_fault(rv, NR_PAGES * page_size) == -1 && errno == EINVAL,
+	      "an offset past the area: %s", strerror(errno));
+	restore_vcpu_detach(rv);
+	env_stop(&e);
+}
+
 /* --- the cases, their configurations, and running them --- */
 
 struct tcase {
@@ -1189,6 +1529,23 @@ static void add_cases(void)
 		{ "uring w1 ra511", RESTORE_URING, 1, 511, 0, 0, false, 0, false },
 		{ "sync w1 t2 ra300 d1ms", RESTORE_SYNC, 1, 300, 2, 1 * MS, false, 0, false },
 	};
+	static const struct conf vcpus[] = {
+		{ "sync w1 t1", RESTORE_SYNC, 1, 0, 1, 0, false, 0, false },
+		{ "sync w16 t2 ra4 d1ms", RESTORE_SYNC, 16, 4, 2, 1 * MS, false, 0, false },
+		{ "uring w1 image", RESTORE_URING, 1, 0, 0, 0, true, 0, false },
+		{ "uring w16 ra2 d1ms", RESTORE_URING, 16, 2, 0, 1 * MS, false, 0, false },
+		{ "sync w4 t2 copy", RESTORE_SYNC, 4, 0, 2, 0, false, 0, true },
+	};
+	static const struct conf vcpu_held[] = {
+		{ "sync w1 t2 d200ms", RESTORE_SYNC, 1, 0, 2, 200 * MS, false, 0, false },
+		{ "uring w16 d200ms", RESTORE_URING, 16, 0, 0, 200 * MS, false, 0, false },
+	};
+	static const struct conf poison[] = {
+		{ "sync w1 t2", RESTORE_SYNC, 1, 0, 2, 0, false, 0, false },
+		{ "sync w16 t2 ra4", RESTORE_SYNC, 16, 4, 2, 0, false, 0, false },
+		{ "uring w16 ra2", RESTORE_URING, 16, 2, 0, 0, false, 0, false },
+		{ "uring w4 copy", RESTORE_URING, 4, 0, 0, 0, false, 0, true },
+	};
 	static const struct { const char *name; int arg; } configs[] = {
 		{ "config-valid", CFG_VALID },
 		{ "config-prefetch-max", CFG_PREFETCH_MAX },
@@ -1222,6 +1579,11 @@ static void add_cases(void)
 	EACH("finish", t_finish, finish);
 	EACH("vmm-populated", t_vmm_populated, plain);
 	EACH("vmm-discarded", t_vmm_discarded, plain);
+	EACH("vcpu-faults", t_vcpu_faults, vcpus);
+	EACH("vcpu-busy", t_vcpu_busy, vcpu_held);
+	EACH("vcpu-discarded", t_vcpu_discarded, plain);
+	EACH("vcpu-poison", t_vcpu_poison, poison);
+	add("vcpu-api", t_vcpu_api, plain[0]);
 	add("range-validation", t_range_validation, plain[0]);
 	for (size_t i = 0; i < sizeof(configs) / sizeof(configs[0]); i++) {
 		struct conf c = { "sync", RESTORE_SYNC, 1, 0, 1, 0, false, configs[i].arg, false };

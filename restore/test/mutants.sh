@@ -24,7 +24,8 @@ set -euo pipefail
 . "$(dirname "$0")/../../scripts/common.sh"
 
 ALL=(no-wake-after-eexist not-claimed-noop done-noop enoent-fatal
-	ignore-unmap never-punch readahead-first)
+	ignore-unmap never-punch readahead-first userfault-clear-early
+	userfault-never-cleared vcpu-no-wait poison-fatal)
 # Runnable by name, not in ALL: it survives. The holder's CONTINUE wakes the
 # range anyway; the WAITER flag only matters for a fault queued between a
 # CONTINUE and the release, which no test provokes reliably yet.
@@ -40,6 +41,10 @@ describe() {
 	ignore-unmap) echo "UFFD_EVENT_UNMAP is counted, then ignored" ;;
 	never-punch) echo "pages removed while being filled are never punched (no fallocate)" ;;
 	readahead-first) echo "RESTORE_SYNC serves readahead before demand faults" ;;
+	userfault-clear-early) echo "a page's KVM Userfault bit is cleared when it is claimed, before it is written" ;;
+	userfault-never-cleared) echo "KVM Userfault bits are never cleared" ;;
+	vcpu-no-wait) echo "a vCPU exit on a page another thread holds returns at once" ;;
+	poison-fatal) echo "RESTORE_UNREADABLE_POISON is ignored: an unreadable page is fatal" ;;
 	*) return 1 ;;
 	esac
 }
@@ -63,8 +68,8 @@ mutate() {
 	local name=$1 c=$2/gmem-restore.c
 	case $name in
 	no-wake-after-eexist)
-		edit "$name" "$c" 'case EEXIST:' \
-			'/case EEXIST:/,/break;/s/wake_pages(r, first++, 1);/first++;/' ;;
+		edit "$name" "$c" 'size_t n = by_page ? 1 : end - first;' \
+			'/^static void map_pages(.*)$/,/^}/{/case EEXIST:/,/break;/s/wake_pages(r, first++, 1);/first++;/}' ;;
 	not-claimed-noop)
 		edit "$name" "$c" 'static size_t fault_not_claimed(' \
 			'/^static size_t fault_not_claimed(/,/^}/s/^\tfor (;;) {$/\treturn n;\n&/' ;;
@@ -72,11 +77,11 @@ mutate() {
 		edit "$name" "$c" 'if (page_wait_holder(&r->state[page]))' \
 			's/if (page_wait_holder(&r->state\[page\]))/if (1)/' ;;
 	done-noop)
-		edit "$name" "$c" 'case PAGE_DONE:' \
-			's/^\(\t*\)case PAGE_DONE:$/&\n\1\treturn n;/' ;;
+		edit "$name" "$c" 'if (page_claim_done(&r->state[page])) {' \
+			'/^static size_t fault_not_claimed(/,/^}/s/^\(\t*\)case PAGE_DONE:$/&\n\1\treturn n;/' ;;
 	enoent-fatal)
-		edit "$name" "$c" 'case ENOENT:' \
-			's/^\(\t*\)case ENOENT:$/&\n\1\trestore_fatal(r, "UFFDIO_CONTINUE: ENOENT");/' ;;
+		edit "$name" "$c" 'size_t n = by_page ? 1 : end - first;' \
+			'/^static void map_pages(.*)$/,/^}/s/^\(\t*\)case ENOENT:$/&\n\1\trestore_fatal(r, "UFFDIO_CONTINUE: ENOENT");/' ;;
 	ignore-unmap)
 		edit "$name" "$c" 'case UFFD_EVENT_UNMAP:' \
 			's/^\(\t*\)case UFFD_EVENT_UNMAP:$/&\n\1\th->stats.unmaps++;\n\1\tbreak;/' ;;
@@ -86,6 +91,18 @@ mutate() {
 	readahead-first)
 		edit "$name" "$2/sync-handler.c" 'if (pop_demand(r, &addr)) {' \
 			's/if (pop_demand(r, &addr)) {/if (!r->readahead.nr \&\& pop_demand(r, \&addr)) {/' ;;
+	userfault-clear-early)
+		edit "$name" "$c" 'zero = c == CLAIM_ZERO;' \
+			's/^\(\t*\)zero = c == CLAIM_ZERO;$/&\n\1userfault_clear(r, p);/' ;;
+	userfault-never-cleared)
+		edit "$name" "$c" 'if (map)' \
+			's/^\(\t*\)if (map)$/\1if (0 \&\& map)/' ;;
+	vcpu-no-wait)
+		edit "$name" "$c" 'wait_holder(&spins);' \
+			's/^\(\t*\)wait_holder(&spins);$/\1(void)wait_holder;\n\1return 0;/' ;;
+	poison-fatal)
+		edit "$name" "$c" 'if (r->cfg.unreadable == RESTORE_UNREADABLE_POISON)' \
+			's/if (r->cfg.unreadable == RESTORE_UNREADABLE_POISON)/if (0)/' ;;
 	*) die "unknown mutant $name (-l lists them)" ;;
 	esac
 }
