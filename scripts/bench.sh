@@ -29,7 +29,8 @@ else
 		step "running the benchmarks in the $KDESC kernel's VM (BENCH_RUNS=$runs, attempt $attempt; console: ${out#"$TOP"/}/raw.log)"
 		rc=0
 		"$TOP/scripts/vm.sh" -t "${BENCH_TIMEOUT:-2400}" -i 180 -l "$out/raw.log" -p "  | " \
-			-a "$KSELFTEST/kvm" -a "$KSELFTEST/bench" -a "$TOP/tests/bench.sh" \
+			-a "$KSELFTEST/kvm" -a "$KSELFTEST/bench" -a "$KSELFTEST/examples" \
+			-a "$TOP/tests/bench.sh" \
 			-- "BENCH_RUNS=$runs ./bench.sh" > /dev/null || rc=$?
 		[ "$rc" = 0 ] && break
 		if [ "$rc" != 125 ] || [ "$attempt" = 3 ]; then
@@ -46,6 +47,7 @@ grep '^RESULT ' "$out/raw.log" | awk '
 	{ delete kv; for (i = 3; i <= NF; i++) { split($i, a, "="); kv[a[1]] = a[2] } }
 	$2 == "uffd-bench" { printf "uffd-bench T=%s,H=%s %s %s %s %s\n", kv["threads"], kv["handlers"], kv["backend"], kv["faults_per_s"], kv["p50_us"], kv["p99_us"] }
 	$2 == "dpt" { printf "vcpu vcpus=%s,uffds=%s %s %s - -\n", kv["vcpus"], (kv["uffds"] == 0 ? "-" : kv["uffds"]), kv["backend"], kv["rate"] }
+	$2 == "kvm-restore" { printf "kvm-restore w=%s,a=%s %s %s - -\n", kv["window"], kv["prefetch"], kv["memslot"], kv["pages_per_s"] }
 	$2 == "restore" { printf "restore T=%s,H=%s,w=%s,a=%s,src=%s,d=%s %s %s - -\n", kv["threads"], kv["handlers"], kv["window"], kv["prefetch"], kv["source"], kv["delay_us"], kv["mode"] (kv["answer"] == "copy" ? "+copy" : ""), kv["pages_per_s"] }
 ' > "$out/results.tsv"
 [ -s "$out/results.tsv" ] || die "no results in $out/raw.log"
@@ -111,6 +113,8 @@ ratio() {
 	# The vCPU answers its own fault: no handoff to a handler thread and back.
 	target "KVM Userfault, gmem-only memslot / userfaultfd pwrite + CONTINUE, KVM demand paging, 1 vCPU, one page per fault" \
 		"$(ratio vcpu vcpus=1,uffds=- gmem-only-kvm-userfault vcpu vcpus=1,uffds=1 gmem-missing)" 1.2
+	target "KVM guest lazy restore: KVM Userfault on a gmem-only memslot / userfaultfd pwrite + CONTINUE, 1 vCPU, one page per exit or fault" \
+		"$(ratio kvm-restore w=1,a=0 gmem-only kvm-restore w=1,a=0 uffd)" 1.2
 	target "restore, window 16 + prefetch 32, 2 sync handlers, mapped snapshot / first touch" \
 		"$(ratio restore T=1,H=2,w=16,a=32,src=mapped,d=0 sync restore T=1,H=0,w=0,a=0,src=-,d=0 first-touch)" 0.8
 	target "restore, window 16 / one page per fault (1 sync handler, pread)" \
@@ -132,7 +136,7 @@ ratio() {
 	echo "| workload | config | backend | median faults/s | min-max | x anon-missing | p50 us | p99 us |"
 	echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"
 	awk '
-		$1 != "restore" { med[$1 " " $2 " " $3] = $5; row[nr++] = $0 }
+		$1 != "restore" && $1 != "kvm-restore" { med[$1 " " $2 " " $3] = $5; row[nr++] = $0 }
 		END { for (i = 0; i < nr; i++) { split(row[i], f, " "); cfg = f[2]
 			if (f[3] == "first-touch" && f[1] == "uffd-bench") sub(/H=0/, "H=1", cfg)
 			if (f[1] == "vcpu" && f[2] ~ /uffds=-/) cfg = "vcpus=" substr(f[2], 7, 1) ",uffds=" substr(f[2], 7, 1)
@@ -156,6 +160,22 @@ ratio() {
 			if (f[2] ~ /d=0$/) ref = "T=1,H=0,w=0,a=0,src=-,d=0 first-touch"
 			else { ref = f[2]; sub(/H=1/, "H=2", ref); ref = ref " sync" }
 			r = (f[2] " " f[3] == ref || !(ref in med)) ? "-" : sprintf("%.2f", f[5] / med[ref])
+			printf "| %s | %s | %s | %s-%s | %s |\n", f[2], f[3], f[5], f[6], f[7], r } }
+	' "$out/medians.tsv"
+	echo
+	echo "## KVM guest lazy restore (examples/lazy-restore.c, the restore/ handler)"
+	echo
+	echo "One vCPU hashes all guest memory while it is restored from a snapshot, one synchronous handler"
+	echo "thread: uffd, the memslot maps the guest_memfd and faults reach userfaultfd (pwrite + CONTINUE);"
+	echo "gmem-only, a gmem-only memslot with KVM Userfault, the vCPU thread answers its own exits (pwrite)."
+	echo "w pages per fault or exit, a windows of readahead. Ratio: gmem-only to uffd, same w and a."
+	echo
+	echo "| config | memslot | median pages/s | min-max | ratio |"
+	echo "| --- | --- | ---: | ---: | ---: |"
+	awk '
+		$1 == "kvm-restore" { med[$2 " " $3] = $5; row[nr++] = $0 }
+		END { for (i = 0; i < nr; i++) { split(row[i], f, " "); ref = f[2] " uffd"
+			r = (f[3] == "uffd" || !(ref in med)) ? "-" : sprintf("%.2f", f[5] / med[ref])
 			printf "| %s | %s | %s | %s-%s | %s |\n", f[2], f[3], f[5], f[6], f[7], r } }
 	' "$out/medians.tsv"
 } > "$out/results.md"

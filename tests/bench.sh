@@ -5,6 +5,8 @@
 #   uffd-bench   userspace fault round trip, no vCPU (bench/uffd-bench.c)
 #   dpt          KVM vCPU demand paging (kvm/demand_paging_test)
 #   restore      lazy restore from a snapshot (bench/restore-bench.c)
+#   kvm-restore  a KVM guest restored lazily (examples/lazy-restore.c):
+#                userfaultfd against a gmem-only memslot with KVM Userfault
 set -uo pipefail
 runs=${BENCH_RUNS:-5}
 pages=${BENCH_PAGES:-8192}	# uffd-bench: pages per run
@@ -83,6 +85,34 @@ restore_bench() {
 	done <<< "$restore_configs"
 }
 
+# A KVM guest that hashes all of its memory, restored lazily by the restore/
+# library with one synchronous handler thread: through userfaultfd (pwrite +
+# CONTINUE), or on a gmem-only memslot whose vCPU answers its own KVM
+# Userfault exits (-G), with the same window and readahead.
+restore_mib=${BENCH_RESTORE_MIB:-32}
+kvm_restore_configs="-w 1
+-w 16
+-w 16 -a 32"
+
+kvm_restore() {
+	local opts memslot out secs w a
+	[ -f /tmp/bench.snap ] || examples/lazy-restore save /tmp/bench.snap "$restore_mib" > /dev/null ||
+		fail "lazy-restore save failed"
+	while read -r opts; do
+		for memslot in uffd gmem-only; do
+			local args=(-m sync -H 1)
+			[ "$memslot" = gmem-only ] && args+=(-G)
+			# shellcheck disable=SC2086 # the options are words
+			out=$(examples/lazy-restore restore /tmp/bench.snap "${args[@]}" $opts 2>&1) ||
+				fail "lazy-restore restore ${args[*]} $opts failed: $out"
+			secs=$(printf '%s\n' "$out" | sed -n 's/^restored [0-9]* MiB lazily in \([0-9.]*\) s.*/\1/p')
+			[ -n "$secs" ] || fail "no time from lazy-restore restore ${args[*]} $opts"
+			read -r _ w _ a <<< "$opts"
+			echo "RESULT kvm-restore memslot=$memslot window=$w prefetch=${a:-0} pages_per_s=$(awk -v m="$restore_mib" -v s="$secs" 'BEGIN { printf "%.0f", m * 256 / s }')"
+		done
+	done <<< "$kvm_restore_configs"
+}
+
 # Backends compared with each other run back to back, configuration by
 # configuration, so that a drift of the emulator hits them alike.
 for ((r = 1; r <= runs; r++)); do
@@ -104,6 +134,7 @@ for ((r = 1; r <= runs; r++)); do
 		done
 	done
 	restore_bench
+	kvm_restore
 done
 # Latency distributions for the plot: one thread, one handler.
 for b in $uffd_backends; do
