@@ -330,14 +330,19 @@ size_t claim_window(struct handler *h, size_t first, bool readahead)
 	return n;
 }
 
-/* Released as DONE or DISCARDED (not GONE): clear the page's bit. */
+/*
+ * Let go of held pages. Their KVM Userfault bits are cleared if they are
+ * in the file (@present), or were removed (zeroes are right); not if a
+ * write failed for another reason (UFFDIO_COPY's ENOENT) or they were
+ * unmapped from the area: the file has nothing there the guest may read.
+ */
 static void release_pages(struct handler *h, size_t first, size_t count,
 			  bool present)
 {
 	for (size_t p = first; p < first + count; p++) {
 		unsigned char old = page_release(&h->r->state[p], present);
 
-		if (!(old & PAGE_UNMAPPED))
+		if (!(old & PAGE_UNMAPPED) && (present || (old & PAGE_REMOVED)))
 			userfault_clear(h->r, p);
 		if (old & PAGE_WAITER)
 			wake_pages(h->r, p, 1);
@@ -345,7 +350,7 @@ static void release_pages(struct handler *h, size_t first, size_t count,
 }
 
 static void map_pages(struct handler *h, size_t first, size_t count);
-static void poison_page(struct handler *h, size_t page);
+static bool poison_page(struct handler *h, size_t page);
 
 /*
  * An event is pending and another thread reads it, or it was read and
@@ -416,8 +421,9 @@ static size_t fault_not_claimed(struct handler *h, size_t page, size_t n)
 			return n;
 		case PAGE_POISONED:
 			/* Its marker left the page table (MADV_DONTNEED): again. */
-			poison_page(h, page);
-			return n;
+			if (poison_page(h, page))
+				return n;
+			break;
 		default:
 			c = page_claim(&r->state[page]);
 			if (c == CLAIM_NONE)
@@ -754,27 +760,40 @@ void fill_run(struct handler *h, const struct run *run)
 }
 
 /*
- * UFFDIO_POISON a page whose state says so again. EEXIST: something is
- * mapped there (the marker, or a page the VMM put): wake whoever waits.
+ * UFFDIO_POISON a page whose state says so, again; false if it is not
+ * poisoned any more (a REMOVE came). Under the event lock's read side, so
+ * that a REMOVE is applied before (we see it) or after (its punch comes
+ * after our marker). EEXIST: something is mapped there (the marker, a page
+ * the VMM put): wake whoever waits.
  */
-static void poison_page(struct handler *h, size_t page)
+static bool poison_page(struct handler *h, size_t page)
 {
 	struct restore *r = h->r;
 	struct uffdio_poison poison = {
 		.range = { .start = page_addr(r, page), .len = r->page_size },
 	};
+	int ret, err;
 
-	while (ioctl(r->cfg.uffd, UFFDIO_POISON, &poison)) {
-		if (errno == EAGAIN) {
-			retry_later(h);
-			continue;
+	for (;;) {
+		pthread_rwlock_rdlock(&r->event_lock);
+		if (page_kind(atomic_load(&r->state[page])) != PAGE_POISONED) {
+			pthread_rwlock_unlock(&r->event_lock);
+			return false;
 		}
-		if (errno != EEXIST && errno != ENOENT)
-			restore_fatal(r, "UFFDIO_POISON at %#lx: %s",
-				      page_addr(r, page), strerror(errno));
-		wake_pages(r, page, 1);
-		break;
+		ret = ioctl(r->cfg.uffd, UFFDIO_POISON, &poison);
+		err = errno;
+		pthread_rwlock_unlock(&r->event_lock);
+		if (!ret)
+			return true;
+		if (err != EAGAIN)
+			break;
+		retry_later(h);
 	}
+	if (err != EEXIST && err != ENOENT)
+		restore_fatal(r, "UFFDIO_POISON at %#lx: %s", page_addr(r, page),
+			      strerror(err));
+	wake_pages(r, page, 1);
+	return true;
 }
 
 /*

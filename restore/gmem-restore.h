@@ -178,7 +178,8 @@ void restore_vcpu_detach(struct restore_vcpu *v);
  * guest_phys_addr): fill the page's window from the snapshot (pwrite), clear
  * the bits of what was written, queue readahead as a userfault would, and
  * return 0: re-enter the vCPU. A page another thread is filling is waited
- * for. -1 with errno EHWPOISON: the page is poisoned (its data could not
+ * for. The vCPU thread writes with pwrite() whatever the answer setting:
+ * the guest_memfd needs GUEST_MEMFD_FLAG_WRITE. -1 with errno EHWPOISON: the page is poisoned (its data could not
  * be read); ENOENT: it was unmapped from the area (UFFD_EVENT_UNMAP), it is
  * not ours to restore; EINVAL: @offset is not a page of the area.
  */
@@ -191,7 +192,8 @@ void restore_progress(struct restore *r, struct restore_progress *p);
  * Fill every page still absent (from the calling thread, beside the
  * handlers), then restore_stop(). After it returns 0, closing the
  * userfaultfd is safe: no page is left for a vCPU to read as zeroes, and
- * every KVM Userfault bit is clear. -1 with errno EIO if a page is left
+ * the KVM Userfault bits left set are those of poisoned pages and of
+ * pages unmapped from the area. -1 with errno EIO if a page is left
  * absent or was poisoned.
  */
 int restore_finish(struct restore *r, struct restore_stats *stats);
