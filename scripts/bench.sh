@@ -5,7 +5,8 @@
 # checks them against the targets of the README, and plots the fault latency
 # distributions.
 #
-# Usage: [BENCH_RUNS=5] [SERIES=none] scripts/bench.sh
+# Usage: [BENCH_RUNS=5] [BENCH_WORKLOADS="uffd-bench dpt restore kvm-restore"]
+#        [SERIES=none] scripts/bench.sh
 #        BENCH_REPORT_ONLY=1 scripts/bench.sh   (tables again from raw.log)
 # Output: build/bench/results.md (tables and targets), build/bench/latency.png,
 #         build/bench/raw.log (the VM's console); build/bench-base/ for
@@ -31,7 +32,7 @@ else
 		"$TOP/scripts/vm.sh" -t "${BENCH_TIMEOUT:-2400}" -i 180 -l "$out/raw.log" -p "  | " \
 			-a "$KSELFTEST/kvm" -a "$KSELFTEST/bench" -a "$KSELFTEST/examples" \
 			-a "$TOP/tests/bench.sh" \
-			-- "BENCH_RUNS=$runs ./bench.sh" > /dev/null || rc=$?
+			-- "BENCH_RUNS=$runs BENCH_WORKLOADS='${BENCH_WORKLOADS:-}' ./bench.sh" > /dev/null || rc=$?
 		[ "$rc" = 0 ] && break
 		if [ "$rc" != 125 ] || [ "$attempt" = 3 ]; then
 			die "the benchmark run failed (console: $out/raw.log)"
@@ -92,7 +93,8 @@ ratio() {
 	echo
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(git -C "$SRC" describe --always --tags "$KREV" 2>/dev/null || echo '?'), $(grep -c '^RESULT ' "$out/raw.log") measurements, $runs runs of each, interleaved; made by \`make bench\`."
 	echo "QEMU TCG: absolute numbers are emulated; compare the ratios, taken between medians of the same run."
-	echo "demand_paging_test runs retried after a guest triple fault (seen under TCG on the unpatched kernel too): $(grep -c '^RETRY ' "$out/raw.log")."
+	echo "demand_paging_test runs retried after a guest triple fault or hang (seen under TCG on the unpatched kernel too): $(grep -c '^RETRY ' "$out/raw.log"); measurements given up after three tries (2 vCPUs only): $(grep -c '^GAVEUP ' "$out/raw.log")."
+	[ -z "${BENCH_WORKLOADS:-}" ] || echo "Workloads run: $BENCH_WORKLOADS (BENCH_WORKLOADS); the targets of the others have no data."
 	echo
 	echo "## Targets"
 	echo

@@ -11,6 +11,8 @@ set -uo pipefail
 runs=${BENCH_RUNS:-5}
 pages=${BENCH_PAGES:-8192}	# uffd-bench: pages per run
 size=${BENCH_SIZE:-16M}		# demand_paging_test: memory per vCPU
+# Which workloads run (default all); the report marks targets without data.
+workloads=" ${BENCH_WORKLOADS:-uffd-bench dpt restore kvm-restore} "
 
 uffd_backends="anon-missing shmem-missing shmem-minor gmem-missing gmem-copy gmem-minor first-touch"
 # demand_paging_test: name, backing, userfaultfd mode ("none": no userfaultfd;
@@ -39,12 +41,15 @@ dpt() {
 	local try
 	# Under TCG a 2-vCPU guest sometimes triple-faults (exit_reason=SHUTDOWN),
 	# unpatched kernel too, and rarely a run hangs: such a run is killed
-	# after 30 s, retried, and counted.
+	# after 30 s, retried, and counted. After three, this measurement of
+	# this run is given up (counted too): the emulator's flake, under load,
+	# must not throw away the rest. A 1-vCPU run that fails is an error.
 	for try in 1 2 3; do
 		out=$(timeout -s KILL 30 kvm/demand_paging_test "${args[@]}" 2>&1) && break
 		printf '%s\n' "$out" | grep -E 'Assert|exit_reason' | sed 's/^/# /'
 		echo "RETRY dpt ${args[*]} (attempt $try failed)"
-		[ "$try" = 3 ] && fail "demand_paging_test ${args[*]} failed 3 times"
+		[ "$try" = 3 ] && [ "$vcpus" = 1 ] && fail "demand_paging_test ${args[*]} failed 3 times"
+		[ "$try" = 3 ] && { echo "GAVEUP dpt ${args[*]}"; return 0; }
 	done
 	rate=$(printf '%s\n' "$out" | sed -n 's/.*Overall demand paging rate:[[:space:]]*\([0-9.]*\).*/\1/p' | tail -n 1)
 	[ -n "$rate" ] || fail "no rate from demand_paging_test ${args[*]}"
@@ -117,6 +122,7 @@ kvm_restore() {
 # configuration, so that a drift of the emulator hits them alike.
 for ((r = 1; r <= runs; r++)); do
 	echo "# run $r of $runs"
+	[[ $workloads == *" uffd-bench "* ]] &&
 	for th in "1 1" "2 1" "2 2"; do
 		read -r t h <<< "$th"
 		for b in $uffd_backends; do
@@ -125,6 +131,7 @@ for ((r = 1; r <= runs; r++)); do
 			echo "RESULT uffd-bench ${out}"
 		done
 	done
+	[[ $workloads == *" dpt "* ]] &&
 	for vs in "1 0" "2 0" "2 1"; do
 		read -r vcpus single <<< "$vs"
 		for spec in $dpt_backends; do
@@ -133,10 +140,11 @@ for ((r = 1; r <= runs; r++)); do
 			dpt "$name" "$backing" "$mode" "$answer" "$vcpus" "$single"
 		done
 	done
-	restore_bench
-	kvm_restore
+	[[ $workloads == *" restore "* ]] && restore_bench
+	[[ $workloads == *" kvm-restore "* ]] && kvm_restore
 done
 # Latency distributions for the plot: one thread, one handler.
+[[ $workloads == *" uffd-bench "* ]] &&
 for b in $uffd_backends; do
 	bench/uffd-bench "$b" -p "$pages" -c | sed -n 's/^cdf /CDF /p'
 done
