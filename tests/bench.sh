@@ -147,7 +147,9 @@ for ((r = 1; r <= runs; r++)); do
 	[[ $workloads == *" kvm-restore "* ]] && kvm_restore
 done
 # Latency distributions for the plot: one thread, one handler.
-[[ $workloads == *" uffd-bench "* ]] &&
-for b in $uffd_backends; do
-	bench/uffd-bench "$b" -p "$pages" -c | sed -n 's/^cdf /CDF /p'
-done
+if [[ $workloads == *" uffd-bench "* ]]; then
+	for b in $uffd_backends; do
+		bench/uffd-bench "$b" -p "$pages" -c | sed -n 's/^cdf /CDF /p'
+	done
+fi
+exit 0
