@@ -184,7 +184,7 @@ ratio() {
 cat "$out/results.md"
 
 # The latency distributions (one faulting thread, one handler), as a CDF.
-grep '^CDF ' "$out/raw.log" | awk '{ print $2, $3, $4 }' > "$out/cdf.dat"
+{ grep '^CDF ' "$out/raw.log" || true; } | awk '{ print $2, $3, $4 }' > "$out/cdf.dat"
 if command -v gnuplot > /dev/null && [ -s "$out/cdf.dat" ]; then
 	plots=()
 	while read -r b; do
