@@ -350,7 +350,7 @@ static void release_pages(struct handler *h, size_t first, size_t count,
 }
 
 static void map_pages(struct handler *h, size_t first, size_t count);
-static bool poison_page(struct handler *h, size_t page);
+static bool poison_page(struct handler *h, size_t page, bool held);
 
 /*
  * An event is pending and another thread reads it, or it was read and
@@ -421,7 +421,7 @@ static size_t fault_not_claimed(struct handler *h, size_t page, size_t n)
 			return n;
 		case PAGE_POISONED:
 			/* Its marker left the page table (MADV_DONTNEED): again. */
-			if (poison_page(h, page))
+			if (poison_page(h, page, false))
 				return n;
 			break;
 		default:
@@ -760,63 +760,35 @@ void fill_run(struct handler *h, const struct run *run)
 }
 
 /*
- * UFFDIO_POISON a page whose state says so, again; false if it is not
- * poisoned any more (a REMOVE came). Under the event lock's read side, so
- * that a REMOVE is applied before (we see it) or after (its punch comes
- * after our marker). EEXIST: something is mapped there (the marker, a page
- * the VMM put): wake whoever waits.
+ * UFFDIO_POISON @page: one this handler holds and could not read (@held),
+ * which becomes POISONED, unless a REMOVE came since the claim (the guest
+ * gave it back: zeroes will do); or one that is POISONED already, whose
+ * marker left the page table (MADV_DONTNEED), unless a REMOVE made it
+ * discarded since. False if it was not poisoned for that reason. Checked
+ * and done under the event lock's read side, as copy_run() does: a REMOVE
+ * is applied before (we see it) or after (its punch comes after our
+ * marker). EEXIST: something is mapped there (the marker, a page the VMM
+ * put); ENOENT: not registered any more.
  */
-static bool poison_page(struct handler *h, size_t page)
+static bool poison_page(struct handler *h, size_t page, bool held)
 {
 	struct restore *r = h->r;
 	struct uffdio_poison poison = {
 		.range = { .start = page_addr(r, page), .len = r->page_size },
 	};
+	unsigned char s, old = 0;
 	int ret, err;
 
 	for (;;) {
 		pthread_rwlock_rdlock(&r->event_lock);
-		if (page_kind(atomic_load(&r->state[page])) != PAGE_POISONED) {
+		s = atomic_load(&r->state[page]);
+		if (held ? (s & PAGE_REMOVED) : page_kind(s) != PAGE_POISONED) {
 			pthread_rwlock_unlock(&r->event_lock);
+			if (held) {
+				release_pages(h, page, 1, false);
+				wake_pages(r, page, 1);
+			}
 			return false;
-		}
-		ret = ioctl(r->cfg.uffd, UFFDIO_POISON, &poison);
-		err = errno;
-		pthread_rwlock_unlock(&r->event_lock);
-		if (!ret)
-			return true;
-		if (err != EAGAIN)
-			break;
-		retry_later(h);
-	}
-	if (err != EEXIST && err != ENOENT)
-		restore_fatal(r, "UFFDIO_POISON at %#lx: %s", page_addr(r, page),
-			      strerror(err));
-	wake_pages(r, page, 1);
-	return true;
-}
-
-/*
- * Poison a held page that cannot be read, unless a REMOVE came since the
- * claim (the guest gave it back: zeroes will do). Checked and done under
- * the event lock's read side, as copy_run() does, for the same reason.
- */
-static void poison_held(struct handler *h, size_t page)
-{
-	struct restore *r = h->r;
-	struct uffdio_poison poison = {
-		.range = { .start = page_addr(r, page), .len = r->page_size },
-	};
-	unsigned char old;
-	int ret, err;
-
-	for (;;) {
-		pthread_rwlock_rdlock(&r->event_lock);
-		if (atomic_load(&r->state[page]) & PAGE_REMOVED) {
-			pthread_rwlock_unlock(&r->event_lock);
-			release_pages(h, page, 1, false);
-			wake_pages(r, page, 1);
-			return;
 		}
 		ret = ioctl(r->cfg.uffd, UFFDIO_POISON, &poison);
 		err = errno;
@@ -825,22 +797,24 @@ static void poison_held(struct handler *h, size_t page)
 		pthread_rwlock_unlock(&r->event_lock);
 		retry_later(h);
 	}
-	/* EEXIST: mapped (the VMM's page); ENOENT: not registered any more. */
 	if (ret && err != EEXIST && err != ENOENT)
 		restore_fatal(r, "UFFDIO_POISON at %#lx: %s", page_addr(r, page),
 			      strerror(err));
-	old = page_poison(&r->state[page]);
+	if (held)
+		old = page_poison(&r->state[page]);
 	pthread_rwlock_unlock(&r->event_lock);
-	h->stats.poisoned++;
-	/* POISON wakes the range; an EEXIST or ENOENT answer did not. */
-	if (old & PAGE_WAITER)
+	if (held)
+		h->stats.poisoned++;
+	/* POISON wakes the range; an EEXIST or ENOENT answer does not. */
+	if ((ret && !held) || (old & PAGE_WAITER))
 		wake_pages(r, page, 1);
+	return true;
 }
 
 void unreadable_run(struct handler *h, const struct run *run)
 {
 	if (run->count == 1) {
-		poison_held(h, run->first);
+		poison_page(h, run->first, true);
 		return;
 	}
 	/* Which pages? Each on its own: the others are restored. */
@@ -850,7 +824,7 @@ void unreadable_run(struct handler *h, const struct run *run)
 		if (read_snapshot(h, &one))
 			answer_run(h, h->buf, &one);
 		else
-			poison_held(h, p);
+			poison_page(h, p, true);
 	}
 }
 

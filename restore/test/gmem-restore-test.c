@@ -379,17 +379,30 @@ struct toucher {
 	int64_t ns;		/* how long the access took */
 	atomic_bool done;
 	bool segv;
+	bool sigbus;
+	int code;		/* the signal's si_code */
 	pthread_t t;
 };
 
 static __thread sigjmp_buf *volatile segv_jmp;
+static __thread volatile int fault_sig, fault_code;
 
-static void on_segv(int sig)
+/* SIGSEGV or SIGBUS in a toucher: say which, and go back to it. */
+static void on_fault_signal(int sig, siginfo_t *si, void *uc)
 {
+	fault_sig = sig;
+	fault_code = si->si_code;
 	if (segv_jmp)
 		siglongjmp(*segv_jmp, 1);
 	signal(sig, SIG_DFL);
 	raise(sig);
+}
+
+static void catch_fault_signal(int sig)
+{
+	struct sigaction sa = { .sa_sigaction = on_fault_signal, .sa_flags = SA_SIGINFO };
+
+	sigaction(sig, &sa, NULL);
 }
 
 static void *touch_fn(void *arg)
@@ -399,7 +412,9 @@ static void *touch_fn(void *arg)
 	int64_t t0 = now_ns();
 
 	if (sigsetjmp(jb, 1)) {
-		t->segv = true;
+		t->segv = fault_sig == SIGSEGV;
+		t->sigbus = fault_sig == SIGBUS;
+		t->code = fault_code;
 	} else {
 		segv_jmp = &jb;
 		t->val = *(volatile char *)(t->e->cfg.area + t->page * page_size + t->off);
@@ -737,7 +752,7 @@ static void t_unmap_pending(const struct conf *c)
 	struct toucher t1, t2;
 	struct env e;
 
-	signal(SIGSEGV, on_segv);
+	catch_fault_signal(SIGSEGV);
 	env_init(&e, c, NR_PAGES, 0);
 	env_start(&e);
 	touch_start(&t1, &e, a);
@@ -1318,57 +1333,20 @@ static void t_vcpu_discarded(const struct conf *c)
 	expect_pages(&e, 32, 64, false, "pages the vCPU restored");
 }
 
-struct sigbus_toucher {
-	struct env *e;
-	size_t page;
-	bool sigbus;
-	int code;
-};
-
-static __thread sigjmp_buf *volatile sigbus_jmp;
-static __thread volatile int sigbus_code;
-
-static void on_sigbus(int sig, siginfo_t *si, void *uc)
-{
-	sigbus_code = si->si_code;
-	if (sigbus_jmp)
-		siglongjmp(*sigbus_jmp, 1);
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void *touch_sigbus(void *arg)
-{
-	struct sigbus_toucher *t = arg;
-	sigjmp_buf jb;
-
-	if (sigsetjmp(jb, 1)) {
-		t->sigbus = true;
-		t->code = sigbus_code;
-	} else {
-		sigbus_jmp = &jb;
-		touch(t->e, t->page);
-	}
-	sigbus_jmp = NULL;
-	return NULL;
-}
-
 #define CUT (NR_PAGES / 2)	/* the snapshot ends here, mid-restore */
 
 static void t_vcpu_poison(const struct conf *c)
 {
-	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
-	struct sigbus_toucher t = { 0 };
+	struct toucher t;
 	struct restore_vcpu *rv;
 	struct env e;
-	pthread_t tt;
 	int ret, err;
 
 	env_init(&e, c, NR_PAGES, 0);
 	env_userfault(&e);
 	e.cfg.unreadable = RESTORE_UNREADABLE_POISON;
 	env_start(&e);
-	sigaction(SIGBUS, &sa, NULL);
+	catch_fault_signal(SIGBUS);
 	rv = restore_vcpu_attach(e.r);
 	if (!rv)
 		die("restore_vcpu_attach");
@@ -1389,9 +1367,8 @@ static void t_vcpu_poison(const struct conf *c)
 	      "the last page before the cut failed: %s", strerror(errno));
 	restore_vcpu_detach(rv);
 
-	t = (struct sigbus_toucher){ &e, CUT + 40 };
-	tt = spawn(touch_sigbus, &t);
-	pthread_join(tt, NULL);
+	touch_start(&t, &e, CUT + 40);
+	touch_join(&t);
 	CHECK(t.sigbus && t.code == BUS_MCEERR_AR,
 	      "a thread touching a page past the cut got %s (si_code %d), not SIGBUS BUS_MCEERR_AR",
 	      t.sigbus ? "SIGBUS" : "no signal", t.code);
